@@ -81,6 +81,8 @@ impl Broker {
     }
 
     fn try_spawn(&self, listen: &str) -> Result<(Child, String), String> {
+        // The ready line is logged at info level; EDDY_E2E_LOG=debug gives more.
+        let log_level = std::env::var("EDDY_E2E_LOG").unwrap_or_else(|_| "info".to_string());
         let mut cmd = Command::new(EDDY);
         cmd.arg("broker")
             .arg("--listen")
@@ -89,10 +91,8 @@ impl Broker {
             .arg(self.data_dir.path())
             .args(&self.extra_args)
             .env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("EDDY_E2E_LOG").unwrap_or_else(|_| "info".to_string()),
-            )
+            .env("EDDY_LOG", &log_level)
+            .env("RUST_LOG", &log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
