@@ -26,9 +26,16 @@ pub enum BrokerError {
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error("partition {topic}-{partition}: {source}")]
-    Log { topic: String, partition: i32, source: LogError },
+    Log {
+        topic: String,
+        partition: i32,
+        source: LogError,
+    },
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Default)]
@@ -39,7 +46,10 @@ struct Topics {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The broker.
@@ -56,11 +66,16 @@ pub struct Broker {
 impl Broker {
     /// Opens the data directory: metadata store, then every partition's log (recovering it).
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| BrokerError::DataDir { path: config.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let meta = MetadataStore::open(&config.data_dir, config.node_id)?;
         remove_leftover_deletions(&config.data_dir);
-        let host = config.advertised_host.clone().unwrap_or_else(|| config.listen.ip().to_string());
+        let host = config
+            .advertised_host
+            .clone()
+            .unwrap_or_else(|| config.listen.ip().to_string());
         let broker = Arc::new(Broker {
             advertised: RwLock::new((host, i32::from(config.listen.port()))),
             config,
@@ -96,40 +111,61 @@ impl Broker {
     /// The effective value of a broker config (dynamic, static, default).
     pub fn broker_value(&self, name: &str) -> Option<String> {
         let meta = self.meta.lock();
-        let layers = BrokerLayers { dynamic: Some(meta.broker_configs()), static_props: Some(&self.config.props) };
-        cfg::find(ConfigScope::Broker, name).and_then(|d| cfg::resolve_broker_config(d, &layers).value)
+        let layers = BrokerLayers {
+            dynamic: Some(meta.broker_configs()),
+            static_props: Some(&self.config.props),
+        };
+        cfg::find(ConfigScope::Broker, name)
+            .and_then(|d| cfg::resolve_broker_config(d, &layers).value)
     }
 
     pub fn broker_i64(&self, name: &str, fallback: i64) -> i64 {
-        self.broker_value(name).and_then(|v| v.trim().parse().ok()).unwrap_or(fallback)
+        self.broker_value(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(fallback)
     }
 
     pub fn broker_bool(&self, name: &str, fallback: bool) -> bool {
-        self.broker_value(name).map(|v| v.trim().eq_ignore_ascii_case("true")).unwrap_or(fallback)
+        self.broker_value(name)
+            .map(|v| v.trim().eq_ignore_ascii_case("true"))
+            .unwrap_or(fallback)
     }
 
     /// Runs `f` with the broker config layers (dynamic and static).
     pub fn with_layers<R>(&self, f: impl FnOnce(&BrokerLayers<'_>, &MetadataStore) -> R) -> R {
         let meta = self.meta.lock();
-        let layers = BrokerLayers { dynamic: Some(meta.broker_configs()), static_props: Some(&self.config.props) };
+        let layers = BrokerLayers {
+            dynamic: Some(meta.broker_configs()),
+            static_props: Some(&self.config.props),
+        };
         f(&layers, &meta)
     }
 
-    fn topic_configs_of(&self, overrides: &BTreeMap<String, String>, meta: &MetadataStore) -> (LogConfig, PartitionSettings) {
-        let layers = BrokerLayers { dynamic: Some(meta.broker_configs()), static_props: Some(&self.config.props) };
+    fn topic_configs_of(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        meta: &MetadataStore,
+    ) -> (LogConfig, PartitionSettings) {
+        let layers = BrokerLayers {
+            dynamic: Some(meta.broker_configs()),
+            static_props: Some(&self.config.props),
+        };
         let get = |name: &str| cfg::topic_value(name, overrides, &layers).unwrap_or_default();
         let int = |name: &str, d: i64| get(name).trim().parse::<i64>().unwrap_or(d);
         let mut log = LogConfig::default();
         log.segment_bytes = int("segment.bytes", log.segment_bytes as i64).max(14) as u64;
         log.segment_ms = int("segment.ms", log.segment_ms);
-        log.segment_index_bytes = int("segment.index.bytes", log.segment_index_bytes as i64).max(8) as u64;
-        log.index_interval_bytes = int("index.interval.bytes", log.index_interval_bytes as i64).max(0) as u64;
+        log.segment_index_bytes =
+            int("segment.index.bytes", log.segment_index_bytes as i64).max(8) as u64;
+        log.index_interval_bytes =
+            int("index.interval.bytes", log.index_interval_bytes as i64).max(0) as u64;
         log.retention_ms = int("retention.ms", log.retention_ms);
         log.retention_bytes = int("retention.bytes", log.retention_bytes);
         log.flush_messages = int("flush.messages", i64::MAX).max(1) as u64;
         log.flush_ms = int("flush.ms", log.flush_ms);
         log.file_delete_delay_ms = int("file.delete.delay.ms", log.file_delete_delay_ms);
-        log.max_message_bytes = int("max.message.bytes", log.max_message_bytes as i64).max(0) as usize;
+        log.max_message_bytes =
+            int("max.message.bytes", log.max_message_bytes as i64).max(0) as usize;
         let settings = PartitionSettings {
             max_message_bytes: log.max_message_bytes,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
@@ -153,19 +189,44 @@ impl Broker {
         self.install_topic_with(t, from, log_config, settings)
     }
 
-    fn install_topic_with(&self, t: &TopicMeta, from: i32, log_config: LogConfig, settings: PartitionSettings) -> Result<(), BrokerError> {
+    fn install_topic_with(
+        &self,
+        t: &TopicMeta,
+        from: i32,
+        log_config: LogConfig,
+        settings: PartitionSettings,
+    ) -> Result<(), BrokerError> {
         let id = Uuid(t.id);
         let name: Arc<str> = Arc::from(t.name.as_str());
-        let mut partitions: Vec<Arc<Partition>> =
-            self.topics.read().by_name.get(&t.name).map(|s| s.partitions.clone()).unwrap_or_default();
+        let mut partitions: Vec<Arc<Partition>> = self
+            .topics
+            .read()
+            .by_name
+            .get(&t.name)
+            .map(|s| s.partitions.clone())
+            .unwrap_or_default();
         partitions.truncate(from.max(0) as usize);
         for index in from..t.partitions {
             let dir = self.partition_dir(&t.name, index);
-            let log = Log::open(&dir, log_config.clone())
-                .map_err(|source| BrokerError::Log { topic: t.name.clone(), partition: index, source })?;
-            partitions.push(Arc::new(Partition::new(name.clone(), index, id, log, settings.clone())));
+            let log = Log::open(&dir, log_config.clone()).map_err(|source| BrokerError::Log {
+                topic: t.name.clone(),
+                partition: index,
+                source,
+            })?;
+            partitions.push(Arc::new(Partition::new(
+                name.clone(),
+                index,
+                id,
+                log,
+                settings.clone(),
+            )));
         }
-        let state = Arc::new(TopicState { name, id, internal: t.internal, partitions });
+        let state = Arc::new(TopicState {
+            name,
+            id,
+            internal: t.internal,
+            partitions,
+        });
         let mut topics = self.topics.write();
         topics.by_name.insert(t.name.clone(), state.clone());
         topics.by_id.insert(id, state);
@@ -183,7 +244,11 @@ impl Broker {
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.topics.read().by_name.get(topic).and_then(|t| t.partition(index).cloned())
+        self.topics
+            .read()
+            .by_name
+            .get(topic)
+            .and_then(|t| t.partition(index).cloned())
     }
 
     /// Every hosted topic, sorted by name.
@@ -201,11 +266,24 @@ impl Broker {
     // ---- metadata changes ------------------------------------------------------------------
 
     /// Creates a topic (or only checks it when `validate_only`). `partitions`/configs as given.
-    pub fn create_topic(&self, name: &str, partitions: i32, configs: BTreeMap<String, String>, validate_only: bool, internal: bool) -> Result<TopicMeta, BrokerError> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        internal: bool,
+    ) -> Result<TopicMeta, BrokerError> {
         let mut meta = self.meta.lock();
         if validate_only {
             meta.check_create_topic(name, partitions, &configs, internal)?;
-            return Ok(TopicMeta { name: name.to_string(), id: [0; 16], partitions, configs, internal });
+            return Ok(TopicMeta {
+                name: name.to_string(),
+                id: [0; 16],
+                partitions,
+                configs,
+                internal,
+            });
         }
         let t = meta.create_topic(name, partitions, configs, internal)?;
         let (log_config, settings) = self.topic_configs_of(&t.configs, &meta);
@@ -223,7 +301,9 @@ impl Broker {
 
     /// Creates a topic on first use (Metadata or Produce) with the broker's defaults.
     pub fn auto_create_topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
-        let partitions = self.broker_i64("num.partitions", 1).clamp(1, i32::MAX as i64) as i32;
+        let partitions = self
+            .broker_i64("num.partitions", 1)
+            .clamp(1, i32::MAX as i64) as i32;
         self.create_topic(name, partitions, BTreeMap::new(), false, false)
     }
 
@@ -242,7 +322,12 @@ impl Broker {
             // Directories are renamed to `<topic>-<p>.<id>-delete` now (so a new topic of the
             // same name starts clean) and removed in the background; a reader still holding
             // the partition keeps its open file handles until it is done.
-            let doomed = rename_for_deletion(&self.config.data_dir, &t.name, state.partitions.len(), &t.id);
+            let doomed = rename_for_deletion(
+                &self.config.data_dir,
+                &t.name,
+                state.partitions.len(),
+                &t.id,
+            );
             drop(state);
             tokio::task::spawn_blocking(move || remove_dirs(doomed));
         }
@@ -251,7 +336,12 @@ impl Broker {
     }
 
     /// Grows a topic to `count` partitions (or only checks).
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<TopicMeta, BrokerError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<TopicMeta, BrokerError> {
         let mut meta = self.meta.lock();
         if validate_only {
             return Ok(meta.check_set_partitions(name, count)?.clone());
@@ -264,12 +354,18 @@ impl Broker {
     }
 
     /// Replaces a topic's config overrides and reconfigures its partitions.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), BrokerError> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let mut meta = self.meta.lock();
         if meta.topic(name).is_none() {
             return Err(MetaError::UnknownTopic(name.to_string()).into());
         }
-        cfg::validate_topic_configs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(MetaError::from)?;
+        cfg::validate_topic_configs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(MetaError::from)?;
         if validate_only {
             return Ok(());
         }
@@ -285,11 +381,19 @@ impl Broker {
     }
 
     /// Replaces the dynamic broker configs and reconfigures every partition.
-    pub fn set_broker_configs(&self, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), BrokerError> {
+    pub fn set_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let mut meta = self.meta.lock();
         for (k, v) in &configs {
-            let def = cfg::find(ConfigScope::Broker, k)
-                .ok_or_else(|| MetaError::Config(cfg::ConfigError::Unknown { scope: "broker", name: k.clone() }))?;
+            let def = cfg::find(ConfigScope::Broker, k).ok_or_else(|| {
+                MetaError::Config(cfg::ConfigError::Unknown {
+                    scope: "broker",
+                    name: k.clone(),
+                })
+            })?;
             cfg::validate_value(def, v).map_err(MetaError::from)?;
         }
         if validate_only {
@@ -311,7 +415,12 @@ impl Broker {
     // ---- housekeeping ----------------------------------------------------------------------
 
     fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics.read().by_name.values().flat_map(|t| t.partitions.iter().cloned()).collect()
+        self.topics
+            .read()
+            .by_name
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
     }
 
     /// Deletes segments past retention on every partition.
@@ -320,8 +429,12 @@ impl Broker {
         for p in self.all_partitions() {
             match p.log.write().apply_retention(now) {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
-                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                Ok(n) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
             }
         }
     }
@@ -355,7 +468,9 @@ fn rename_for_deletion(data_dir: &Path, topic: &str, count: usize, id: &[u8; 16]
         match std::fs::rename(&dir, &target) {
             Ok(()) => doomed.push(target),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not rename a deleted partition"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not rename a deleted partition")
+            }
         }
     }
     doomed
@@ -371,11 +486,18 @@ fn remove_dirs(dirs: Vec<PathBuf>) {
 
 /// Removes directories left by deletions that a crash interrupted.
 fn remove_leftover_deletions(data_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
     let doomed: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-delete")))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with("-delete"))
+        })
         .collect();
     remove_dirs(doomed);
 }

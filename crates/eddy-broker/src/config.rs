@@ -14,7 +14,10 @@ pub enum BrokerConfigError {
     #[error("{0}")]
     Invalid(#[from] ConfigError),
     #[error("cannot read the config file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("'{0}' is not of the form key=value")]
     NotKeyValue(String),
 }
@@ -34,7 +37,13 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     /// A config with defaults, listening on `listen` and storing in `data_dir`.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        BrokerConfig { listen, advertised_host: None, data_dir, node_id: 1, props: BTreeMap::new() }
+        BrokerConfig {
+            listen,
+            advertised_host: None,
+            data_dir,
+            node_id: 1,
+            props: BTreeMap::new(),
+        }
     }
 
     /// Checks every known key's value; unknown keys are kept (Kafka warns about them, it does
@@ -50,12 +59,18 @@ impl BrokerConfig {
 
     /// Keys Eddy does not know (logged at startup).
     pub fn unknown_keys(&self) -> Vec<&str> {
-        self.props.keys().filter(|k| find(ConfigScope::Broker, k).is_none()).map(String::as_str).collect()
+        self.props
+            .keys()
+            .filter(|k| find(ConfigScope::Broker, k).is_none())
+            .map(String::as_str)
+            .collect()
     }
 
     /// Parses `key=value` (for `--set`).
     pub fn parse_assignment(s: &str) -> Result<(String, String), BrokerConfigError> {
-        let (k, v) = s.split_once('=').ok_or_else(|| BrokerConfigError::NotKeyValue(s.to_string()))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| BrokerConfigError::NotKeyValue(s.to_string()))?;
         let k = k.trim();
         if k.is_empty() {
             return Err(BrokerConfigError::NotKeyValue(s.to_string()));
@@ -64,9 +79,13 @@ impl BrokerConfig {
     }
 
     /// Reads a `server.properties` file.
-    pub fn read_properties(path: &std::path::Path) -> Result<BTreeMap<String, String>, BrokerConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| BrokerConfigError::File { path: path.to_path_buf(), source })?;
+    pub fn read_properties(
+        path: &std::path::Path,
+    ) -> Result<BTreeMap<String, String>, BrokerConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BrokerConfigError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(eddy_meta::store::parse_properties(&text))
     }
 }

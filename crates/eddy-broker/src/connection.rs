@@ -34,7 +34,10 @@ pub enum ConnectionError {
 
 /// Serves one connection until the peer closes it or sends something malformed.
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE_DEPTH);
@@ -47,7 +50,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream) {
     let _ = writer.await;
 }
 
-async fn read_loop(broker: &Arc<Broker>, rd: tokio::net::tcp::OwnedReadHalf, tx: mpsc::Sender<Vec<Bytes>>) -> Result<(), ConnectionError> {
+async fn read_loop(
+    broker: &Arc<Broker>,
+    rd: tokio::net::tcp::OwnedReadHalf,
+    tx: mpsc::Sender<Vec<Bytes>>,
+) -> Result<(), ConnectionError> {
     let max_frame = broker.broker_i64("socket.request.max.bytes", 104_857_600);
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     loop {
@@ -60,7 +67,10 @@ async fn read_loop(broker: &Arc<Broker>, rd: tokio::net::tcp::OwnedReadHalf, tx:
             return Err(ConnectionError::NegativeFrameSize(size));
         }
         if i64::from(size) > max_frame {
-            return Err(ConnectionError::FrameTooLarge { size: i64::from(size), max: max_frame });
+            return Err(ConnectionError::FrameTooLarge {
+                size: i64::from(size),
+                max: max_frame,
+            });
         }
         let size = size as usize;
         let mut frame = BytesMut::with_capacity(size);

@@ -30,8 +30,21 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn new(topic: Arc<str>, index: i32, topic_id: Uuid, log: Log, settings: PartitionSettings) -> Self {
-        Partition { topic, index, topic_id, leader_epoch: 0, log: RwLock::new(log), settings: RwLock::new(settings) }
+    pub fn new(
+        topic: Arc<str>,
+        index: i32,
+        topic_id: Uuid,
+        log: Log,
+        settings: PartitionSettings,
+    ) -> Self {
+        Partition {
+            topic,
+            index,
+            topic_id,
+            leader_epoch: 0,
+            log: RwLock::new(log),
+            settings: RwLock::new(settings),
+        }
     }
 
     /// The offset below which records are visible to consumers.
@@ -60,6 +73,8 @@ pub struct TopicState {
 
 impl TopicState {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }

@@ -40,7 +40,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 
 /// The served version range of an API, if it is served.
 pub fn served_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, lo, hi)| (*lo, *hi))
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, lo, hi)| (*lo, *hi))
 }
 
 /// Why a frame could not be answered (the connection is closed).
@@ -55,16 +58,31 @@ pub enum RouteError {
     #[error("api {api:?} version {version} is not served and cannot be decoded")]
     UndecodableVersion { api: ApiKey, version: i16 },
     #[error("cannot decode {api:?} v{version}: {source}")]
-    Decode { api: ApiKey, version: i16, source: DecodeError },
+    Decode {
+        api: ApiKey,
+        version: i16,
+        source: DecodeError,
+    },
     #[error("cannot encode the response: {0}")]
     Encode(String),
 }
 
-fn encode_response<R: Encode>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Result<Vec<Bytes>, RouteError> {
+fn encode_response<R: Encode>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<Vec<Bytes>, RouteError> {
     let mut w = WriteBuf::with_capacity(256);
-    let header = ResponseHeader { correlation_id, ..Default::default() };
-    header.encode(&mut w, key.response_header_version(version)).map_err(|e| RouteError::Encode(e.to_string()))?;
-    body.encode(&mut w, version).map_err(|e| RouteError::Encode(e.to_string()))?;
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
+    header
+        .encode(&mut w, key.response_header_version(version))
+        .map_err(|e| RouteError::Encode(e.to_string()))?;
+    body.encode(&mut w, version)
+        .map_err(|e| RouteError::Encode(e.to_string()))?;
     let len = w.len() as u32;
     let mut chunks = Vec::with_capacity(4);
     chunks.push(Bytes::copy_from_slice(&len.to_be_bytes()));
@@ -73,16 +91,28 @@ fn encode_response<R: Encode>(key: ApiKey, version: i16, correlation_id: i32, bo
 }
 
 /// Handles one request frame; `Ok(None)` means no response is sent (Produce with acks=0).
-pub async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Option<Vec<Bytes>>, RouteError> {
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+) -> Result<Option<Vec<Bytes>>, RouteError> {
     if frame.len() < 8 {
         return Err(RouteError::ShortFrame);
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let key = ApiKey::from_i16(api_key).ok_or(RouteError::UnknownApiKey(api_key))?;
-    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
-        .map_err(|source| RouteError::Decode { api: key, version, source })?;
-    let ctx = RequestContext { api_version: version, correlation_id: header.correlation_id, client_id: header.client_id };
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(
+        |source| RouteError::Decode {
+            api: key,
+            version,
+            source,
+        },
+    )?;
+    let ctx = RequestContext {
+        api_version: version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id,
+    };
     let served = served_versions(key);
     let unsupported = match served {
         None => return Err(RouteError::NotServed { api: key }),
@@ -100,7 +130,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Opti
     let corr = ctx.correlation_id;
     macro_rules! route {
         ($req:ty, $module:ident) => {{
-            let req = <$req>::decode(&mut frame, version).map_err(|source| RouteError::Decode { api: key, version, source })?;
+            let req = <$req>::decode(&mut frame, version).map_err(|source| RouteError::Decode {
+                api: key,
+                version,
+                source,
+            })?;
             let resp = if unsupported {
                 handlers::$module::error_response(&req, ErrorCode::UnsupportedVersion)
             } else {
@@ -111,7 +145,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Opti
     }
     match key {
         ApiKey::Produce => {
-            let req = ProduceRequest::decode(&mut frame, version).map_err(|source| RouteError::Decode { api: key, version, source })?;
+            let req = ProduceRequest::decode(&mut frame, version).map_err(|source| {
+                RouteError::Decode {
+                    api: key,
+                    version,
+                    source,
+                }
+            })?;
             let acks = req.acks;
             let resp = if unsupported {
                 handlers::produce::error_response(&req, ErrorCode::UnsupportedVersion)
@@ -133,7 +173,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Opti
         ApiKey::DeleteRecords => route!(DeleteRecordsRequest, delete_records),
         ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, describe_configs),
         ApiKey::AlterConfigs => route!(AlterConfigsRequest, alter_configs),
-        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, incremental_alter_configs),
+        ApiKey::IncrementalAlterConfigs => {
+            route!(IncrementalAlterConfigsRequest, incremental_alter_configs)
+        }
         ApiKey::DescribeCluster => route!(DescribeClusterRequest, describe_cluster),
         other => Err(RouteError::NotServed { api: other }),
     }

@@ -18,11 +18,17 @@ pub enum ServerError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Runs a broker until `shutdown` completes, then closes every log cleanly.
-pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     config.validate()?;
     for key in config.unknown_keys() {
         tracing::warn!(key, "unknown config key ignored");
@@ -33,10 +39,21 @@ pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> Re
         let config = config.clone();
         tokio::task::spawn_blocking(move || Broker::open(config))
             .await
-            .map_err(|e| BrokerError::DataDir { path: Default::default(), source: std::io::Error::other(e.to_string()) })??
+            .map_err(|e| BrokerError::DataDir {
+                path: Default::default(),
+                source: std::io::Error::other(e.to_string()),
+            })??
     };
-    let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })?;
-    let bound = listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
     broker.set_advertised_port(bound.port());
     let housekeeping = tokio::spawn(housekeeping(broker.clone()));
     tracing::info!(
@@ -74,13 +91,17 @@ pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> Re
 /// Retention every `log.retention.check.interval.ms`; time-based rolls and flushes every
 /// `log.flush.scheduler.interval.ms`.
 async fn housekeeping(broker: Arc<Broker>) {
-    let tick_ms = broker.broker_i64("log.flush.scheduler.interval.ms", 1000).clamp(10, 60_000) as u64;
+    let tick_ms = broker
+        .broker_i64("log.flush.scheduler.interval.ms", 1000)
+        .clamp(10, 60_000) as u64;
     let mut since_retention_ms = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let retention_ms = broker.broker_i64("log.retention.check.interval.ms", 300_000).max(1) as u64;
+        let retention_ms = broker
+            .broker_i64("log.retention.check.interval.ms", 300_000)
+            .max(1) as u64;
         since_retention_ms += tick_ms;
         let b = broker.clone();
         let run_retention = since_retention_ms >= retention_ms;

@@ -47,10 +47,16 @@ fn build_config(args: &BrokerArgs) -> Result<BrokerConfig, String> {
     if args.config.is_some() {
         if let Some(dirs) = config.props.get("log.dirs").cloned() {
             if args.data_dir == PathBuf::from("./eddy-data") {
-                config.data_dir = PathBuf::from(dirs.split(',').next().unwrap_or("./eddy-data").trim());
+                config.data_dir =
+                    PathBuf::from(dirs.split(',').next().unwrap_or("./eddy-data").trim());
             }
         }
-        if let Some(id) = config.props.get("node.id").or(config.props.get("broker.id")).and_then(|v| v.trim().parse().ok()) {
+        if let Some(id) = config
+            .props
+            .get("node.id")
+            .or(config.props.get("broker.id"))
+            .and_then(|v| v.trim().parse().ok())
+        {
             if args.node_id == 1 {
                 config.node_id = id;
             }
@@ -72,13 +78,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -9,7 +9,12 @@ mod broker_cmd;
 mod cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "eddy", version, about = "Eddy: a Kafka-protocol event streaming platform", propagate_version = true)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Eddy: a Kafka-protocol event streaming platform",
+    propagate_version = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

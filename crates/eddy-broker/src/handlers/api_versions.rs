@@ -15,13 +15,22 @@ pub fn response(error: ErrorCode) -> ApiVersionsResponse {
         error_code: error.code(),
         api_keys: SUPPORTED_APIS
             .iter()
-            .map(|(k, lo, hi)| ApiVersion { api_key: *k as i16, min_version: *lo, max_version: *hi, ..Default::default() })
+            .map(|(k, lo, hi)| ApiVersion {
+                api_key: *k as i16,
+                min_version: *lo,
+                max_version: *hi,
+                ..Default::default()
+            })
             .collect(),
         ..Default::default()
     }
 }
 
-pub async fn handle(_broker: &Arc<Broker>, _ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+pub async fn handle(
+    _broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    _req: ApiVersionsRequest,
+) -> ApiVersionsResponse {
     response(ErrorCode::None)
 }
 

@@ -36,9 +36,19 @@ fn empty_partition(index: i32, code: ErrorCode) -> PartitionData {
 
 /// Reads one partition; `budget` is what is left of the response's max bytes and
 /// `first` says whether this may be the one oversize batch of the response (KIP-74).
-fn read_partition(p: &Partition, fp: &FetchPartition, isolation: i8, budget: usize, first: bool) -> PartitionData {
+fn read_partition(
+    p: &Partition,
+    fp: &FetchPartition,
+    isolation: i8,
+    budget: usize,
+    first: bool,
+) -> PartitionData {
     if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch {
-        let code = if fp.current_leader_epoch > p.leader_epoch { ErrorCode::UnknownLeaderEpoch } else { ErrorCode::FencedLeaderEpoch };
+        let code = if fp.current_leader_epoch > p.leader_epoch {
+            ErrorCode::UnknownLeaderEpoch
+        } else {
+            ErrorCode::FencedLeaderEpoch
+        };
         return empty_partition(fp.partition, code);
     }
     let limit = budget.min(fp.partition_max_bytes.max(0) as usize);
@@ -80,14 +90,26 @@ fn read_partition(p: &Partition, fp: &FetchPartition, isolation: i8, budget: usi
 
 /// One pass over the requested partitions. Returns the response topics, the bytes of
 /// records in them, and whether any partition has an error (errors answer at once).
-fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut budget = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
-        let state = if version >= 13 { broker.topic_by_id(&ft.topic_id) } else { broker.topic(&ft.topic) };
-        let missing = if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
+        let state = if version >= 13 {
+            broker.topic_by_id(&ft.topic_id)
+        } else {
+            broker.topic(&ft.topic)
+        };
+        let missing = if version >= 13 {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
         let partitions = ft
             .partitions
             .iter()
@@ -103,15 +125,28 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<Fetchable
                 data
             })
             .collect();
-        topics.push(FetchableTopicResponse { topic: ft.topic.clone(), topic_id: ft.topic_id, partitions, ..Default::default() });
+        topics.push(FetchableTopicResponse {
+            topic: ft.topic.clone(),
+            topic_id: ft.topic_id,
+            partitions,
+            ..Default::default()
+        });
     }
     (topics, total, any_error)
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: FetchRequest,
+) -> FetchResponse {
     let version = ctx.api_version;
     if version >= 7 && (req.session_id != 0 || req.session_epoch > 0) {
-        return FetchResponse { error_code: ErrorCode::FetchSessionIdNotFound.code(), session_id: 0, ..Default::default() };
+        return FetchResponse {
+            error_code: ErrorCode::FetchSessionIdNotFound.code(),
+            session_id: 0,
+            ..Default::default()
+        };
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -121,7 +156,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         notified.as_mut().enable();
         let (responses, total, any_error) = read_all(broker, &req, version);
         if total >= min_bytes || any_error || Instant::now() >= deadline {
-            return FetchResponse { error_code: 0, session_id: 0, responses, ..Default::default() };
+            return FetchResponse {
+                error_code: 0,
+                session_id: 0,
+                responses,
+                ..Default::default()
+            };
         }
         tokio::select! {
             _ = &mut notified => {}
@@ -139,11 +179,14 @@ pub fn error_response(req: &FetchRequest, code: ErrorCode) -> FetchResponse {
             .map(|t| FetchableTopicResponse {
                 topic: t.topic.clone(),
                 topic_id: t.topic_id,
-                partitions: t.partitions.iter().map(|p| empty_partition(p.partition, code)).collect(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| empty_partition(p.partition, code))
+                    .collect(),
                 ..Default::default()
             })
             .collect(),
         ..Default::default()
     }
 }
-

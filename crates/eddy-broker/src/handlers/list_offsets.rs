@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use eddy_protocol::error_code::ErrorCode;
-use eddy_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use eddy_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use eddy_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
@@ -18,12 +20,28 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 fn error_partition(index: i32, code: ErrorCode) -> ListOffsetsPartitionResponse {
-    ListOffsetsPartitionResponse { partition_index: index, error_code: code.code(), timestamp: -1, offset: -1, leader_epoch: -1, ..Default::default() }
+    ListOffsetsPartitionResponse {
+        partition_index: index,
+        error_code: code.code(),
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        ..Default::default()
+    }
 }
 
-fn lookup(p: &Partition, index: i32, current_leader_epoch: i32, timestamp: i64) -> ListOffsetsPartitionResponse {
+fn lookup(
+    p: &Partition,
+    index: i32,
+    current_leader_epoch: i32,
+    timestamp: i64,
+) -> ListOffsetsPartitionResponse {
     if current_leader_epoch >= 0 && current_leader_epoch != p.leader_epoch {
-        let code = if current_leader_epoch > p.leader_epoch { ErrorCode::UnknownLeaderEpoch } else { ErrorCode::FencedLeaderEpoch };
+        let code = if current_leader_epoch > p.leader_epoch {
+            ErrorCode::UnknownLeaderEpoch
+        } else {
+            ErrorCode::FencedLeaderEpoch
+        };
         return error_partition(index, code);
     }
     let log = p.log.read();
@@ -31,7 +49,9 @@ fn lookup(p: &Partition, index: i32, current_leader_epoch: i32, timestamp: i64) 
         LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
         LATEST_TIERED_TIMESTAMP => Ok(None),
-        MAX_TIMESTAMP => log.max_timestamp_and_offset().map(|o| o.map(|(ts, off)| (off, ts))),
+        MAX_TIMESTAMP => log
+            .max_timestamp_and_offset()
+            .map(|o| o.map(|(ts, off)| (off, ts))),
         ts if ts >= 0 => log.offset_for_timestamp(ts),
         _ => return error_partition(index, ErrorCode::InvalidRequest),
     };
@@ -44,7 +64,14 @@ fn lookup(p: &Partition, index: i32, current_leader_epoch: i32, timestamp: i64) 
             leader_epoch: p.leader_epoch,
             ..Default::default()
         },
-        Ok(None) => ListOffsetsPartitionResponse { partition_index: index, error_code: 0, timestamp: -1, offset: -1, leader_epoch: -1, ..Default::default() },
+        Ok(None) => ListOffsetsPartitionResponse {
+            partition_index: index,
+            error_code: 0,
+            timestamp: -1,
+            offset: -1,
+            leader_epoch: -1,
+            ..Default::default()
+        },
         Err(e) => {
             tracing::warn!(topic = %p.topic, partition = index, error = %e, "offset lookup failed");
             error_partition(index, ErrorCode::KafkaStorageError)
@@ -52,7 +79,11 @@ fn lookup(p: &Partition, index: i32, current_leader_epoch: i32, timestamp: i64) 
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -61,15 +92,28 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ListOffset
             let partitions = t
                 .partitions
                 .iter()
-                .map(|lp| match state.as_ref().and_then(|s| s.partition(lp.partition_index)) {
-                    Some(p) => lookup(p, lp.partition_index, lp.current_leader_epoch, lp.timestamp),
-                    None => error_partition(lp.partition_index, ErrorCode::UnknownTopicOrPartition),
-                })
+                .map(
+                    |lp| match state.as_ref().and_then(|s| s.partition(lp.partition_index)) {
+                        Some(p) => {
+                            lookup(p, lp.partition_index, lp.current_leader_epoch, lp.timestamp)
+                        }
+                        None => {
+                            error_partition(lp.partition_index, ErrorCode::UnknownTopicOrPartition)
+                        }
+                    },
+                )
                 .collect();
-            ListOffsetsTopicResponse { name: t.name, partitions, ..Default::default() }
+            ListOffsetsTopicResponse {
+                name: t.name,
+                partitions,
+                ..Default::default()
+            }
         })
         .collect();
-    ListOffsetsResponse { topics, ..Default::default() }
+    ListOffsetsResponse {
+        topics,
+        ..Default::default()
+    }
 }
 
 pub fn error_response(req: &ListOffsetsRequest, code: ErrorCode) -> ListOffsetsResponse {
@@ -79,7 +123,11 @@ pub fn error_response(req: &ListOffsetsRequest, code: ErrorCode) -> ListOffsetsR
             .iter()
             .map(|t| ListOffsetsTopicResponse {
                 name: t.name.clone(),
-                partitions: t.partitions.iter().map(|p| error_partition(p.partition_index, code)).collect(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| error_partition(p.partition_index, code))
+                    .collect(),
                 ..Default::default()
             })
             .collect(),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use eddy_meta::topic_name::{is_internal, validate_topic_name};
 use eddy_protocol::codec::Uuid;
 use eddy_protocol::error_code::ErrorCode;
-use eddy_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use eddy_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use eddy_protocol::messages::{MetadataRequest, MetadataResponse};
 
 use crate::broker::Broker;
@@ -17,9 +19,11 @@ use crate::router::RequestContext;
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// With no authorizer every operation on a topic is allowed: READ(3), WRITE(4), CREATE(5),
 /// DELETE(6), ALTER(7), DESCRIBE(8), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11).
-const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations: CREATE(5), ALTER(7), DESCRIBE(8), CLUSTER_ACTION(9), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11), IDEMPOTENT_WRITE(12).
-const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+const ALL_CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 fn topic_entry(broker: &Broker, t: &TopicState, ops: i32) -> MetadataResponseTopic {
     let node = broker.node_id();
@@ -48,13 +52,27 @@ fn topic_entry(broker: &Broker, t: &TopicState, ops: i32) -> MetadataResponseTop
 }
 
 fn error_entry(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
-    MetadataResponseTopic { error_code: code.code(), name, topic_id: id, ..Default::default() }
+    MetadataResponseTopic {
+        error_code: code.code(),
+        name,
+        topic_id: id,
+        ..Default::default()
+    }
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let version = ctx.api_version;
-    let topic_ops = if req.include_topic_authorized_operations { ALL_TOPIC_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
-    let auto_create = broker.broker_bool("auto.create.topics.enable", true) && (version < 4 || req.allow_auto_topic_creation);
+    let topic_ops = if req.include_topic_authorized_operations {
+        ALL_TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let auto_create = broker.broker_bool("auto.create.topics.enable", true)
+        && (version < 4 || req.allow_auto_topic_creation);
     let all = match &req.topics {
         None => true,
         Some(t) => version == 0 && t.is_empty(),
@@ -74,37 +92,65 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: MetadataReq
                         continue;
                     }
                     if validate_topic_name(&name).is_err() {
-                        topics.push(error_entry(Some(name), Uuid::default(), ErrorCode::InvalidTopicException));
+                        topics.push(error_entry(
+                            Some(name),
+                            Uuid::default(),
+                            ErrorCode::InvalidTopicException,
+                        ));
                         continue;
                     }
                     if auto_create && !is_internal(&name) {
                         match broker.auto_create_topic(&name) {
                             Ok(_) => {}
-                            Err(e) => tracing::debug!(topic = %name, error = %e, "auto-create raced or failed"),
+                            Err(e) => {
+                                tracing::debug!(topic = %name, error = %e, "auto-create raced or failed")
+                            }
                         }
                         if let Some(t) = broker.topic(&name) {
                             topics.push(topic_entry(broker, &t, topic_ops));
                             continue;
                         }
                     }
-                    topics.push(error_entry(Some(name), Uuid::default(), ErrorCode::UnknownTopicOrPartition));
+                    topics.push(error_entry(
+                        Some(name),
+                        Uuid::default(),
+                        ErrorCode::UnknownTopicOrPartition,
+                    ));
                 }
                 (None, true) => match broker.topic_by_id(&wanted.topic_id) {
                     Some(t) => topics.push(topic_entry(broker, &t, topic_ops)),
-                    None => topics.push(error_entry(None, wanted.topic_id, ErrorCode::UnknownTopicId)),
+                    None => topics.push(error_entry(
+                        None,
+                        wanted.topic_id,
+                        ErrorCode::UnknownTopicId,
+                    )),
                 },
-                (None, false) => topics.push(error_entry(None, Uuid::default(), ErrorCode::InvalidRequest)),
+                (None, false) => topics.push(error_entry(
+                    None,
+                    Uuid::default(),
+                    ErrorCode::InvalidRequest,
+                )),
             }
         }
     }
     let (host, port) = broker.advertised();
     MetadataResponse {
         throttle_time_ms: 0,
-        brokers: vec![MetadataResponseBroker { node_id: broker.node_id(), host, port, rack: None, ..Default::default() }],
+        brokers: vec![MetadataResponseBroker {
+            node_id: broker.node_id(),
+            host,
+            port,
+            rack: None,
+            ..Default::default()
+        }],
         cluster_id: Some(broker.cluster_id()),
         controller_id: broker.node_id(),
         topics,
-        cluster_authorized_operations: if req.include_cluster_authorized_operations { ALL_CLUSTER_OPERATIONS } else { OPERATIONS_NOT_REQUESTED },
+        cluster_authorized_operations: if req.include_cluster_authorized_operations {
+            ALL_CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        },
         ..Default::default()
     }
 }
@@ -116,5 +162,8 @@ pub fn error_response(req: &MetadataRequest, code: ErrorCode) -> MetadataRespons
         .flatten()
         .map(|t| error_entry(t.name.clone(), t.topic_id, code))
         .collect();
-    MetadataResponse { topics, ..Default::default() }
+    MetadataResponse {
+        topics,
+        ..Default::default()
+    }
 }

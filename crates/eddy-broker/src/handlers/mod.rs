@@ -10,7 +10,9 @@ pub mod produce;
 pub mod topics;
 
 pub use configs::{alter_configs, describe_configs, incremental_alter_configs};
-pub use topics::{create_partitions, create_topics, delete_records, delete_topics, describe_cluster};
+pub use topics::{
+    create_partitions, create_topics, delete_records, delete_topics, describe_cluster,
+};
 
 use eddy_meta::store::MetaError;
 use eddy_protocol::error_code::ErrorCode;
@@ -26,7 +28,9 @@ pub fn broker_error_code(e: &BrokerError) -> (ErrorCode, String) {
             MetaError::TopicCollision { .. } => ErrorCode::InvalidTopicException,
             MetaError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
             MetaError::InvalidPartitionCount => ErrorCode::InvalidPartitions,
-            MetaError::PartitionsCannotShrink { .. } | MetaError::PartitionsUnchanged(_) => ErrorCode::InvalidPartitions,
+            MetaError::PartitionsCannotShrink { .. } | MetaError::PartitionsUnchanged(_) => {
+                ErrorCode::InvalidPartitions
+            }
             MetaError::Config(_) => ErrorCode::InvalidConfig,
             MetaError::Io { .. } | MetaError::Corrupt { .. } => ErrorCode::KafkaStorageError,
         },

@@ -10,7 +10,9 @@ pub mod create_topics {
     use eddy_protocol::codec::Uuid;
     use eddy_protocol::error_code::ErrorCode;
     use eddy_protocol::messages::create_topics_request::CreatableTopic;
-    use eddy_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+    use eddy_protocol::messages::create_topics_response::{
+        CreatableTopicConfigs, CreatableTopicResult,
+    };
     use eddy_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
     use crate::broker::Broker;
@@ -18,7 +20,15 @@ pub mod create_topics {
     use crate::router::RequestContext;
 
     fn failed(name: String, code: ErrorCode, message: impl Into<String>) -> CreatableTopicResult {
-        CreatableTopicResult { name, error_code: code.code(), error_message: Some(message.into()), num_partitions: -1, replication_factor: -1, configs: None, ..Default::default() }
+        CreatableTopicResult {
+            name,
+            error_code: code.code(),
+            error_message: Some(message.into()),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: None,
+            ..Default::default()
+        }
     }
 
     /// Resolves partition count and replication factor; checks what a single node can do.
@@ -31,9 +41,15 @@ pub mod create_topics {
             let mut seen = std::collections::HashSet::new();
             for (i, a) in t.assignments.iter().enumerate() {
                 if a.partition_index != i as i32 || !seen.insert(a.partition_index) {
-                    return Err((ErrorCode::InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence".into()));
+                    return Err((
+                        ErrorCode::InvalidReplicaAssignment,
+                        "Partitions should be a consecutive 0-based integer sequence".into(),
+                    ));
                 }
-                if a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| *b != node) || a.broker_ids.len() != 1 {
+                if a.broker_ids.is_empty()
+                    || a.broker_ids.iter().any(|b| *b != node)
+                    || a.broker_ids.len() != 1
+                {
                     return Err((ErrorCode::InvalidReplicaAssignment, format!("Replica assignment {:?} names brokers that are not registered (only broker {node} is)", a.broker_ids)));
                 }
             }
@@ -41,12 +57,23 @@ pub mod create_topics {
         }
         let partitions = match t.num_partitions {
             -1 => broker.broker_i64("num.partitions", 1) as i32,
-            n if n < 1 => return Err((ErrorCode::InvalidPartitions, "Number of partitions was set to an invalid non-positive value.".into())),
+            n if n < 1 => {
+                return Err((
+                    ErrorCode::InvalidPartitions,
+                    "Number of partitions was set to an invalid non-positive value.".into(),
+                ))
+            }
             n => n,
         };
         let rf = match t.replication_factor {
             -1 => broker.broker_i64("default.replication.factor", 1) as i16,
-            n if n < 1 => return Err((ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.".into())),
+            n if n < 1 => {
+                return Err((
+                    ErrorCode::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
+                ))
+            }
             n => n,
         };
         if rf > 1 {
@@ -55,7 +82,12 @@ pub mod create_topics {
         Ok((partitions, rf))
     }
 
-    fn create_one(broker: &Broker, version: i16, t: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+    fn create_one(
+        broker: &Broker,
+        version: i16,
+        t: CreatableTopic,
+        validate_only: bool,
+    ) -> CreatableTopicResult {
         let (partitions, rf) = match layout(broker, &t) {
             Ok(l) => l,
             Err((code, msg)) => return failed(t.name, code, msg),
@@ -66,7 +98,13 @@ pub mod create_topics {
                 Some(v) => {
                     configs.insert(c.name.clone(), v.clone());
                 }
-                None => return failed(t.name, ErrorCode::InvalidConfig, format!("Null value not supported for topic configs: {}", c.name)),
+                None => {
+                    return failed(
+                        t.name,
+                        ErrorCode::InvalidConfig,
+                        format!("Null value not supported for topic configs: {}", c.name),
+                    )
+                }
             }
         }
         match broker.create_topic(&t.name, partitions, configs, validate_only, false) {
@@ -104,7 +142,11 @@ pub mod create_topics {
         }
     }
 
-    pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    pub async fn handle(
+        broker: &Arc<Broker>,
+        ctx: &RequestContext,
+        req: CreateTopicsRequest,
+    ) -> CreateTopicsResponse {
         let mut counts: HashMap<String, usize> = HashMap::new();
         for t in &req.topics {
             *counts.entry(t.name.clone()).or_default() += 1;
@@ -120,11 +162,21 @@ pub mod create_topics {
                 create_one(broker, ctx.api_version, t, req.validate_only)
             })
             .collect();
-        CreateTopicsResponse { topics, ..Default::default() }
+        CreateTopicsResponse {
+            topics,
+            ..Default::default()
+        }
     }
 
     pub fn error_response(req: &CreateTopicsRequest, code: ErrorCode) -> CreateTopicsResponse {
-        CreateTopicsResponse { topics: req.topics.iter().map(|t| failed(t.name.clone(), code, code.message())).collect(), ..Default::default() }
+        CreateTopicsResponse {
+            topics: req
+                .topics
+                .iter()
+                .map(|t| failed(t.name.clone(), code, code.message()))
+                .collect(),
+            ..Default::default()
+        }
     }
 }
 
@@ -141,21 +193,44 @@ pub mod delete_topics {
     use crate::handlers::broker_error_code;
     use crate::router::RequestContext;
 
-    fn result(name: Option<String>, id: Uuid, code: ErrorCode, message: Option<String>) -> DeletableTopicResult {
-        DeletableTopicResult { name, topic_id: id, error_code: code.code(), error_message: message, ..Default::default() }
+    fn result(
+        name: Option<String>,
+        id: Uuid,
+        code: ErrorCode,
+        message: Option<String>,
+    ) -> DeletableTopicResult {
+        DeletableTopicResult {
+            name,
+            topic_id: id,
+            error_code: code.code(),
+            error_message: message,
+            ..Default::default()
+        }
     }
 
     fn delete_one(broker: &Broker, name: Option<String>, id: Uuid) -> DeletableTopicResult {
         let resolved = match (&name, id != Uuid::default()) {
             (Some(n), _) => Some(n.clone()),
             (None, true) => broker.topic_by_id(&id).map(|t| t.name.to_string()),
-            (None, false) => return result(None, id, ErrorCode::InvalidRequest, Some("Neither topic name nor id was given".into())),
+            (None, false) => {
+                return result(
+                    None,
+                    id,
+                    ErrorCode::InvalidRequest,
+                    Some("Neither topic name nor id was given".into()),
+                )
+            }
         };
         let Some(topic) = resolved else {
             return result(None, id, ErrorCode::UnknownTopicId, None);
         };
         if eddy_meta::topic_name::is_internal(&topic) {
-            return result(Some(topic), id, ErrorCode::TopicDeletionDisabled, Some("Internal topics cannot be deleted".into()));
+            return result(
+                Some(topic),
+                id,
+                ErrorCode::TopicDeletionDisabled,
+                Some("Internal topics cannot be deleted".into()),
+            );
         }
         match broker.delete_topic(&topic) {
             Ok(meta) => result(Some(topic), Uuid(meta.id), ErrorCode::None, None),
@@ -166,22 +241,46 @@ pub mod delete_topics {
         }
     }
 
-    pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    pub async fn handle(
+        broker: &Arc<Broker>,
+        ctx: &RequestContext,
+        req: DeleteTopicsRequest,
+    ) -> DeleteTopicsResponse {
         if !broker.broker_bool("delete.topic.enable", true) {
             return error_response(&req, ErrorCode::TopicDeletionDisabled);
         }
         let responses = if ctx.api_version >= 6 {
-            req.topics.into_iter().map(|t| delete_one(broker, t.name, t.topic_id)).collect()
+            req.topics
+                .into_iter()
+                .map(|t| delete_one(broker, t.name, t.topic_id))
+                .collect()
         } else {
-            req.topic_names.into_iter().map(|n| delete_one(broker, Some(n), Uuid::default())).collect()
+            req.topic_names
+                .into_iter()
+                .map(|n| delete_one(broker, Some(n), Uuid::default()))
+                .collect()
         };
-        DeleteTopicsResponse { responses, ..Default::default() }
+        DeleteTopicsResponse {
+            responses,
+            ..Default::default()
+        }
     }
 
     pub fn error_response(req: &DeleteTopicsRequest, code: ErrorCode) -> DeleteTopicsResponse {
-        let mut responses: Vec<_> = req.topics.iter().map(|t| result(t.name.clone(), t.topic_id, code, None)).collect();
-        responses.extend(req.topic_names.iter().map(|n| result(Some(n.clone()), Uuid::default(), code, None)));
-        DeleteTopicsResponse { responses, ..Default::default() }
+        let mut responses: Vec<_> = req
+            .topics
+            .iter()
+            .map(|t| result(t.name.clone(), t.topic_id, code, None))
+            .collect();
+        responses.extend(
+            req.topic_names
+                .iter()
+                .map(|n| result(Some(n.clone()), Uuid::default(), code, None)),
+        );
+        DeleteTopicsResponse {
+            responses,
+            ..Default::default()
+        }
     }
 }
 
@@ -197,11 +296,24 @@ pub mod create_partitions {
     use crate::handlers::broker_error_code;
     use crate::router::RequestContext;
 
-    fn result(name: String, code: ErrorCode, message: Option<String>) -> CreatePartitionsTopicResult {
-        CreatePartitionsTopicResult { name, error_code: code.code(), error_message: message, ..Default::default() }
+    fn result(
+        name: String,
+        code: ErrorCode,
+        message: Option<String>,
+    ) -> CreatePartitionsTopicResult {
+        CreatePartitionsTopicResult {
+            name,
+            error_code: code.code(),
+            error_message: message,
+            ..Default::default()
+        }
     }
 
-    pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    pub async fn handle(
+        broker: &Arc<Broker>,
+        _ctx: &RequestContext,
+        req: CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
         let node = broker.node_id();
         let results = req
             .topics
@@ -225,11 +337,24 @@ pub mod create_partitions {
                 }
             })
             .collect();
-        CreatePartitionsResponse { results, ..Default::default() }
+        CreatePartitionsResponse {
+            results,
+            ..Default::default()
+        }
     }
 
-    pub fn error_response(req: &CreatePartitionsRequest, code: ErrorCode) -> CreatePartitionsResponse {
-        CreatePartitionsResponse { results: req.topics.iter().map(|t| result(t.name.clone(), code, None)).collect(), ..Default::default() }
+    pub fn error_response(
+        req: &CreatePartitionsRequest,
+        code: ErrorCode,
+    ) -> CreatePartitionsResponse {
+        CreatePartitionsResponse {
+            results: req
+                .topics
+                .iter()
+                .map(|t| result(t.name.clone(), code, None))
+                .collect(),
+            ..Default::default()
+        }
     }
 }
 
@@ -239,17 +364,28 @@ pub mod delete_records {
 
     use eddy_log::LogError;
     use eddy_protocol::error_code::ErrorCode;
-    use eddy_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+    use eddy_protocol::messages::delete_records_response::{
+        DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+    };
     use eddy_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
     use crate::broker::Broker;
     use crate::router::RequestContext;
 
     fn partition(index: i32, low_watermark: i64, code: ErrorCode) -> DeleteRecordsPartitionResult {
-        DeleteRecordsPartitionResult { partition_index: index, low_watermark, error_code: code.code(), ..Default::default() }
+        DeleteRecordsPartitionResult {
+            partition_index: index,
+            low_watermark,
+            error_code: code.code(),
+            ..Default::default()
+        }
     }
 
-    pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    pub async fn handle(
+        broker: &Arc<Broker>,
+        _ctx: &RequestContext,
+        req: DeleteRecordsRequest,
+    ) -> DeleteRecordsResponse {
         let topics = req
             .topics
             .into_iter()
@@ -280,7 +416,10 @@ pub mod delete_records {
                 DeleteRecordsTopicResult { name: t.name, partitions, ..Default::default() }
             })
             .collect();
-        DeleteRecordsResponse { topics, ..Default::default() }
+        DeleteRecordsResponse {
+            topics,
+            ..Default::default()
+        }
     }
 
     pub fn error_response(req: &DeleteRecordsRequest, code: ErrorCode) -> DeleteRecordsResponse {
@@ -290,7 +429,11 @@ pub mod delete_records {
                 .iter()
                 .map(|t| DeleteRecordsTopicResult {
                     name: t.name.clone(),
-                    partitions: t.partitions.iter().map(|p| partition(p.partition_index, -1, code)).collect(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| partition(p.partition_index, -1, code))
+                        .collect(),
                     ..Default::default()
                 })
                 .collect(),
@@ -312,7 +455,11 @@ pub mod describe_cluster {
 
     const ENDPOINT_BROKERS: i8 = 1;
 
-    pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    pub async fn handle(
+        broker: &Arc<Broker>,
+        _ctx: &RequestContext,
+        req: DescribeClusterRequest,
+    ) -> DescribeClusterResponse {
         if req.endpoint_type != ENDPOINT_BROKERS {
             let mut r = error_response(&req, ErrorCode::UnsupportedEndpointType);
             r.error_message = Some("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into());
@@ -324,13 +471,30 @@ pub mod describe_cluster {
             endpoint_type: req.endpoint_type,
             cluster_id: broker.cluster_id(),
             controller_id: broker.node_id(),
-            brokers: vec![DescribeClusterBroker { broker_id: broker.node_id(), host, port, rack: None, ..Default::default() }],
-            cluster_authorized_operations: if req.include_cluster_authorized_operations { (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) } else { i32::MIN },
+            brokers: vec![DescribeClusterBroker {
+                broker_id: broker.node_id(),
+                host,
+                port,
+                rack: None,
+                ..Default::default()
+            }],
+            cluster_authorized_operations: if req.include_cluster_authorized_operations {
+                (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+            } else {
+                i32::MIN
+            },
             ..Default::default()
         }
     }
 
-    pub fn error_response(req: &DescribeClusterRequest, code: ErrorCode) -> DescribeClusterResponse {
-        DescribeClusterResponse { error_code: code.code(), endpoint_type: req.endpoint_type, ..Default::default() }
+    pub fn error_response(
+        req: &DescribeClusterRequest,
+        code: ErrorCode,
+    ) -> DescribeClusterResponse {
+        DescribeClusterResponse {
+            error_code: code.code(),
+            endpoint_type: req.endpoint_type,
+            ..Default::default()
+        }
     }
 }
