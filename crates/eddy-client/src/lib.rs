@@ -1,1 +1,39 @@
-//! eddy-client
+//! eddy-client: Eddy's Rust client for Kafka-protocol brokers (Apache
+//! Kafka, Redpanda, Eddy), on tokio.
+//!
+//! - [`connection`]: one broker connection with pipelining and api version
+//!   negotiation; [`protocol::Request`] ties each request to its response.
+//! - [`cluster`]: bootstrap, metadata cache, connection pool.
+//! - [`admin`]: topics, partitions, configs, offsets, cluster description.
+//! - [`producer`]: batching producer with the Java client's partitioning.
+//! - [`consumer`]: assign-based consumer.
+//! - [`config`]: Kafka-style properties and typed configurations.
+//! - [`error`]: the [`ClientError`] type.
+
+pub mod admin;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+pub mod protocol;
+mod util;
+
+pub use admin::{
+    AdminClient, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
+    CreatedTopic, ListedOffset, NewTopic, OffsetSpec, PartitionDescription, TopicDescription,
+    TopicListing,
+};
+pub use cluster::{BrokerInfo, Cluster, Metadata, PartitionInfo, TopicInfo};
+pub use config::{
+    Acks, AutoOffsetReset, ClientConfig, CommonConfig, ConsumerConfig, IsolationLevel,
+    ProducerConfig,
+};
+pub use connection::Connection;
+pub use consumer::{Consumer, ConsumerRecord, StartOffset};
+pub use eddy_protocol::records::{Compression, Header, TimestampType};
+pub use eddy_protocol::{ErrorCode, Uuid};
+pub use error::{ClientError, KafkaError};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

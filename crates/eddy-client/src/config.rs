@@ -1,0 +1,520 @@
+//! Client configuration: Kafka-style properties (`bootstrap.servers`,
+//! `acks`, `linger.ms`, ...) and the typed configurations built from them.
+//!
+//! Typed configurations have public fields and defaults equal to the Java
+//! client's, so they can be built directly:
+//!
+//! ```
+//! use std::time::Duration;
+//! use eddy_client::{Acks, ProducerConfig};
+//! let mut cfg = ProducerConfig::new("127.0.0.1:9092");
+//! cfg.acks = Acks::Leader;
+//! cfg.linger = Duration::from_millis(20);
+//! ```
+//!
+//! or from properties, rejecting unknown keys:
+//!
+//! ```
+//! use eddy_client::{ClientConfig, ProducerConfig};
+//! let props = ClientConfig::new()
+//!     .set("bootstrap.servers", "127.0.0.1:9092")
+//!     .set("acks", "1")
+//!     .set("compression.type", "zstd");
+//! let cfg = ProducerConfig::from_config(&props).unwrap();
+//! assert_eq!(cfg.acks.as_i16(), 1);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use eddy_protocol::records::Compression;
+
+use crate::error::ClientError;
+
+/// Kafka-style client properties (string keys and values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientConfig {
+    props: BTreeMap<String, String>,
+}
+
+impl ClientConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` (builder style).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.props.insert(
+            key.into().trim().to_string(),
+            value.into().trim().to_string(),
+        );
+    }
+
+    /// Parses `key=value`.
+    pub fn insert_assignment(&mut self, kv: &str) -> Result<(), ClientError> {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            ClientError::InvalidArgument(format!("expected KEY=VALUE, got '{kv}'"))
+        })?;
+        if k.trim().is_empty() {
+            return Err(ClientError::InvalidArgument(format!("empty key in '{kv}'")));
+        }
+        self.insert(k, v);
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.props.get(key).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.props.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn check_known(&self, known: &[&[&str]]) -> Result<(), ClientError> {
+        for k in self.props.keys() {
+            if !known.iter().any(|set| set.contains(&k.as_str())) {
+                return Err(ClientError::config(k, "unknown configuration key"));
+            }
+        }
+        Ok(())
+    }
+
+    fn parse<T: FromStr>(&self, key: &str, default: T) -> Result<T, ClientError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|e| ClientError::config(key, format!("'{v}': {e}"))),
+        }
+    }
+
+    fn millis(&self, key: &str, default_ms: u64) -> Result<Duration, ClientError> {
+        self.parse::<u64>(key, default_ms)
+            .map(Duration::from_millis)
+    }
+
+    fn positive(&self, key: &str, default: usize) -> Result<usize, ClientError> {
+        let v = self.parse::<usize>(key, default)?;
+        if v == 0 {
+            return Err(ClientError::config(key, "must be positive"));
+        }
+        Ok(v)
+    }
+}
+
+const COMMON_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "request.timeout.ms",
+    "socket.connection.setup.timeout.ms",
+    "retry.backoff.ms",
+    "metadata.max.age.ms",
+    "receive.message.max.bytes",
+];
+
+/// Settings shared by every client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonConfig {
+    /// `bootstrap.servers`: `host:port` of the brokers to bootstrap from.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id` (default `eddy-client`).
+    pub client_id: String,
+    /// `request.timeout.ms` (default 30000): how long to wait for a response.
+    pub request_timeout: Duration,
+    /// `socket.connection.setup.timeout.ms` (default 10000).
+    pub connect_timeout: Duration,
+    /// `retry.backoff.ms` (default 100).
+    pub retry_backoff: Duration,
+    /// `metadata.max.age.ms` (default 300000).
+    pub metadata_max_age: Duration,
+    /// `receive.message.max.bytes` (default 200 MB): the largest response accepted.
+    pub max_response_size: usize,
+    /// Highest version to use per api (tests and compatibility); empty by default.
+    pub version_caps: Vec<(eddy_protocol::ApiKey, i16)>,
+}
+
+impl CommonConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        CommonConfig {
+            bootstrap_servers: split_servers(bootstrap_servers),
+            client_id: "eddy-client".to_string(),
+            request_timeout: Duration::from_millis(30_000),
+            connect_timeout: Duration::from_millis(10_000),
+            retry_backoff: Duration::from_millis(100),
+            metadata_max_age: Duration::from_millis(300_000),
+            max_response_size: 200 * 1024 * 1024,
+            version_caps: Vec::new(),
+        }
+    }
+
+    pub fn from_config(c: &ClientConfig) -> Result<Self, ClientError> {
+        c.check_known(&[COMMON_KEYS])?;
+        Self::parse_common(c)
+    }
+
+    fn parse_common(c: &ClientConfig) -> Result<Self, ClientError> {
+        let servers = c
+            .get("bootstrap.servers")
+            .ok_or_else(|| ClientError::config("bootstrap.servers", "is required"))?;
+        let mut cfg = CommonConfig::new(servers);
+        cfg.validate()?;
+        if let Some(id) = c.get("client.id") {
+            cfg.client_id = id.to_string();
+        }
+        cfg.request_timeout = c.millis("request.timeout.ms", 30_000)?;
+        cfg.connect_timeout = c.millis("socket.connection.setup.timeout.ms", 10_000)?;
+        cfg.retry_backoff = c.millis("retry.backoff.ms", 100)?;
+        cfg.metadata_max_age = c.millis("metadata.max.age.ms", 300_000)?;
+        cfg.max_response_size = c.positive("receive.message.max.bytes", cfg.max_response_size)?;
+        Ok(cfg)
+    }
+
+    /// Checks the bootstrap list.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(ClientError::config("bootstrap.servers", "is empty"));
+        }
+        for s in &self.bootstrap_servers {
+            parse_host_port(s).map_err(|r| ClientError::config("bootstrap.servers", r))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits a comma-separated server list, dropping empty entries.
+pub fn split_servers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Splits `host:port` (IPv6 as `[::1]:9092`).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("'{s}' has an invalid port"))?;
+    Ok((host.to_string(), port))
+}
+
+/// `acks`: how many replicas must have the records before the broker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: the broker sends no response.
+    None,
+    /// `acks=1`: the leader has written the records.
+    Leader,
+    /// `acks=all` / `-1`: all in-sync replicas have them.
+    All,
+}
+
+impl Acks {
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+impl FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "-1" | "all" => Ok(Acks::All),
+            _ => Err("expected 0, 1, -1 or all".to_string()),
+        }
+    }
+}
+
+const PRODUCER_KEYS: &[&str] = &[
+    "acks",
+    "linger.ms",
+    "batch.size",
+    "compression.type",
+    "delivery.timeout.ms",
+    "retries",
+    "max.request.size",
+];
+
+/// Producer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    pub common: CommonConfig,
+    /// `acks` (default all).
+    pub acks: Acks,
+    /// `linger.ms` (default 5): how long a batch waits for more records.
+    pub linger: Duration,
+    /// `batch.size` (default 16384): target size of a batch in bytes.
+    pub batch_size: usize,
+    /// `compression.type` (default none).
+    pub compression: Compression,
+    /// `delivery.timeout.ms` (default 120000): upper bound on the time to
+    /// report success or failure of a record.
+    pub delivery_timeout: Duration,
+    /// `retries` (default i32::MAX): sends retried on retriable errors.
+    pub retries: u32,
+    /// `max.request.size` (default 1048576): the largest record accepted.
+    pub max_request_size: usize,
+}
+
+impl ProducerConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Self::with_common(CommonConfig::new(bootstrap_servers))
+    }
+
+    pub fn with_common(common: CommonConfig) -> Self {
+        ProducerConfig {
+            common,
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 16384,
+            compression: Compression::None,
+            delivery_timeout: Duration::from_millis(120_000),
+            retries: i32::MAX as u32,
+            max_request_size: 1024 * 1024,
+        }
+    }
+
+    pub fn from_config(c: &ClientConfig) -> Result<Self, ClientError> {
+        c.check_known(&[COMMON_KEYS, PRODUCER_KEYS])?;
+        let mut cfg = Self::with_common(CommonConfig::parse_common(c)?);
+        cfg.acks = c.parse("acks", Acks::All)?;
+        cfg.linger = c.millis("linger.ms", 5)?;
+        cfg.batch_size = c.positive("batch.size", 16384)?;
+        cfg.compression = match c.get("compression.type") {
+            None => Compression::None,
+            Some(v) => v.parse().map_err(|_| {
+                ClientError::config("compression.type", format!("unknown codec '{v}'"))
+            })?,
+        };
+        cfg.delivery_timeout = c.millis("delivery.timeout.ms", 120_000)?;
+        cfg.retries = c.parse("retries", i32::MAX as u32)?;
+        cfg.max_request_size = c.positive("max.request.size", 1024 * 1024)?;
+        Ok(cfg)
+    }
+}
+
+/// `auto.offset.reset`: where to start when the position is out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    Earliest,
+    Latest,
+    /// Fail with OFFSET_OUT_OF_RANGE.
+    None,
+}
+
+impl FromStr for AutoOffsetReset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" | "smallest" | "beginning" => Ok(AutoOffsetReset::Earliest),
+            "latest" | "largest" | "end" => Ok(AutoOffsetReset::Latest),
+            "none" | "error" => Ok(AutoOffsetReset::None),
+            _ => Err("expected earliest, latest or none".to_string()),
+        }
+    }
+}
+
+/// `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    pub fn as_i8(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+}
+
+impl FromStr for IsolationLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+            "read_committed" => Ok(IsolationLevel::ReadCommitted),
+            _ => Err("expected read_uncommitted or read_committed".to_string()),
+        }
+    }
+}
+
+const CONSUMER_KEYS: &[&str] = &[
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "fetch.max.wait.ms",
+    "max.partition.fetch.bytes",
+    "auto.offset.reset",
+    "isolation.level",
+];
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub common: CommonConfig,
+    /// `fetch.min.bytes` (default 1).
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes` (default 52428800).
+    pub fetch_max_bytes: i32,
+    /// `fetch.max.wait.ms` (default 500).
+    pub fetch_max_wait: Duration,
+    /// `max.partition.fetch.bytes` (default 1048576).
+    pub max_partition_fetch_bytes: i32,
+    /// `auto.offset.reset` (default latest).
+    pub auto_offset_reset: AutoOffsetReset,
+    /// `isolation.level` (default read_uncommitted). Only read_uncommitted is
+    /// implemented today: read_committed is refused by [`ConsumerConfig::from_config`].
+    pub isolation_level: IsolationLevel,
+}
+
+impl ConsumerConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Self::with_common(CommonConfig::new(bootstrap_servers))
+    }
+
+    pub fn with_common(common: CommonConfig) -> Self {
+        ConsumerConfig {
+            common,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 52_428_800,
+            fetch_max_wait: Duration::from_millis(500),
+            max_partition_fetch_bytes: 1_048_576,
+            auto_offset_reset: AutoOffsetReset::Latest,
+            isolation_level: IsolationLevel::ReadUncommitted,
+        }
+    }
+
+    pub fn from_config(c: &ClientConfig) -> Result<Self, ClientError> {
+        c.check_known(&[COMMON_KEYS, CONSUMER_KEYS])?;
+        let mut cfg = Self::with_common(CommonConfig::parse_common(c)?);
+        cfg.fetch_min_bytes = c.parse("fetch.min.bytes", 1)?;
+        cfg.fetch_max_bytes = c.parse("fetch.max.bytes", 52_428_800)?;
+        cfg.fetch_max_wait = c.millis("fetch.max.wait.ms", 500)?;
+        cfg.max_partition_fetch_bytes = c.parse("max.partition.fetch.bytes", 1_048_576)?;
+        cfg.auto_offset_reset = c.parse("auto.offset.reset", AutoOffsetReset::Latest)?;
+        cfg.isolation_level = c.parse("isolation.level", IsolationLevel::ReadUncommitted)?;
+        if cfg.isolation_level == IsolationLevel::ReadCommitted {
+            return Err(ClientError::config(
+                "isolation.level",
+                "read_committed is not supported yet",
+            ));
+        }
+        for (key, v) in [
+            ("fetch.min.bytes", cfg.fetch_min_bytes),
+            ("fetch.max.bytes", cfg.fetch_max_bytes),
+            ("max.partition.fetch.bytes", cfg.max_partition_fetch_bytes),
+        ] {
+            if v < 0 {
+                return Err(ClientError::config(key, "must not be negative"));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_from_properties() {
+        let c = ClientConfig::new()
+            .set("bootstrap.servers", "a:1, b:2,")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("batch.size", "1000")
+            .set("compression.type", "lz4")
+            .set("client.id", "me");
+        let p = ProducerConfig::from_config(&c).unwrap();
+        assert_eq!(p.common.bootstrap_servers, vec!["a:1", "b:2"]);
+        assert_eq!(p.common.client_id, "me");
+        assert_eq!(p.acks, Acks::All);
+        assert_eq!(p.linger, Duration::ZERO);
+        assert_eq!(p.batch_size, 1000);
+        assert_eq!(p.compression, Compression::Lz4);
+    }
+
+    #[test]
+    fn defaults_match_the_java_client() {
+        let p = ProducerConfig::new("h:9092");
+        assert_eq!(p.acks, Acks::All);
+        assert_eq!(p.batch_size, 16384);
+        assert_eq!(p.linger, Duration::from_millis(5));
+        assert_eq!(p.common.request_timeout, Duration::from_secs(30));
+        let c = ConsumerConfig::new("h:9092");
+        assert_eq!(c.max_partition_fetch_bytes, 1_048_576);
+        assert_eq!(c.fetch_max_wait, Duration::from_millis(500));
+        assert_eq!(c.auto_offset_reset, AutoOffsetReset::Latest);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        let base = ClientConfig::new().set("bootstrap.servers", "h:9092");
+        let e = ProducerConfig::from_config(&base.clone().set("acks", "2")).unwrap_err();
+        assert!(e.to_string().contains("acks"), "{e}");
+        let e = ProducerConfig::from_config(&base.clone().set("compression.type", "brotli"))
+            .unwrap_err();
+        assert!(e.to_string().contains("compression.type"), "{e}");
+        let e = ProducerConfig::from_config(&base.clone().set("linger.ms", "soon")).unwrap_err();
+        assert!(e.to_string().contains("linger.ms"), "{e}");
+        let e = ConsumerConfig::from_config(&base.clone().set("acks", "1")).unwrap_err();
+        assert!(e.to_string().contains("unknown configuration key"), "{e}");
+        let e = CommonConfig::from_config(&ClientConfig::new()).unwrap_err();
+        assert!(e.to_string().contains("bootstrap.servers"), "{e}");
+        let e = CommonConfig::from_config(&ClientConfig::new().set("bootstrap.servers", "nohost"))
+            .unwrap_err();
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            parse_host_port("localhost:9092").unwrap(),
+            ("localhost".into(), 9092)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:19092").unwrap(),
+            ("::1".into(), 19092)
+        );
+        assert!(parse_host_port("localhost").is_err());
+        assert!(parse_host_port(":1").is_err());
+        assert!(parse_host_port("h:99999").is_err());
+    }
+
+    #[test]
+    fn assignments() {
+        let mut c = ClientConfig::new();
+        c.insert_assignment("linger.ms=7").unwrap();
+        c.insert_assignment("a=b=c").unwrap();
+        assert_eq!(c.get("linger.ms"), Some("7"));
+        assert_eq!(c.get("a"), Some("b=c"));
+        assert!(c.insert_assignment("novalue").is_err());
+        assert!(c.insert_assignment("=x").is_err());
+    }
+}
