@@ -393,3 +393,104 @@ fn list_offsets_by_timestamp_and_watermarks() {
     produce_all(&prod, topic, &more);
     assert_eq!(broker.watermarks(topic, 0), (0, 13));
 }
+
+/// ListOffsets v7 over a raw socket: latest (-1), earliest (-2) and
+/// MAX_TIMESTAMP (-3), which librdkafka's consumer API does not expose.
+#[test]
+fn list_offsets_max_timestamp() {
+    use crate::common::{request_header_v1, RawConn};
+
+    let broker = Broker::start();
+    let topic = "max-ts";
+    broker.create_topics(&[(topic, 1)]);
+    let base = now_ms() - 60_000;
+    let deltas = [5000i64, 9000, 3000, 9000, 1000];
+    let specs: Vec<Spec> = deltas
+        .iter()
+        .map(|d| Spec {
+            key: None,
+            value: Some(d.to_string().into_bytes()),
+            headers: Vec::new(),
+            partition: Some(0),
+            timestamp: Some(base + d),
+        })
+        .collect();
+    produce_all(&producer(&broker, "none"), topic, &specs);
+
+    fn uvarint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn read_uvarint(b: &[u8], pos: &mut usize) -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let byte = b[*pos];
+            *pos += 1;
+            v |= u64::from(byte & 0x7F) << shift;
+            if byte < 0x80 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    fn take<const N: usize>(b: &[u8], pos: &mut usize) -> [u8; N] {
+        let out: [u8; N] = b[*pos..*pos + N].try_into().expect("bytes");
+        *pos += N;
+        out
+    }
+
+    let mut conn = RawConn::connect(broker.bootstrap());
+    let mut query = |corr: i32, ts: i64| -> (i16, i64, i64) {
+        let mut b = request_header_v1(2, 7, corr);
+        b.push(0); // header tagged fields
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // replica id
+        b.push(0); // isolation level
+        uvarint(2, &mut b); // one topic
+        uvarint(topic.len() as u64 + 1, &mut b);
+        b.extend_from_slice(topic.as_bytes());
+        uvarint(2, &mut b); // one partition
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // current leader epoch
+        b.extend_from_slice(&ts.to_be_bytes());
+        b.push(0); // partition tagged fields
+        b.push(0); // topic tagged fields
+        b.push(0); // request tagged fields
+        conn.send_frame(&b).expect("send ListOffsets");
+        let r = conn.read_frame().expect("ListOffsets response");
+        let mut pos = 0;
+        assert_eq!(i32::from_be_bytes(take(&r, &mut pos)), corr);
+        assert_eq!(
+            read_uvarint(&r, &mut pos),
+            0,
+            "response header tagged fields"
+        );
+        let _throttle = take::<4>(&r, &mut pos);
+        assert_eq!(read_uvarint(&r, &mut pos), 2, "one topic");
+        let n = read_uvarint(&r, &mut pos) as usize - 1;
+        assert_eq!(&r[pos..pos + n], topic.as_bytes());
+        pos += n;
+        assert_eq!(read_uvarint(&r, &mut pos), 2, "one partition");
+        assert_eq!(i32::from_be_bytes(take(&r, &mut pos)), 0);
+        let err = i16::from_be_bytes(take(&r, &mut pos));
+        let ts = i64::from_be_bytes(take(&r, &mut pos));
+        let off = i64::from_be_bytes(take(&r, &mut pos));
+        (err, ts, off)
+    };
+
+    let (err, _, latest) = query(1, -1);
+    assert_eq!((err, latest), (0, 5), "latest");
+    let (err, _, earliest) = query(2, -2);
+    assert_eq!((err, earliest), (0, 0), "earliest");
+    // The first record carrying the largest timestamp (Kafka returns the
+    // offset of the record with the max timestamp; ties → the earliest).
+    let (err, ts, off) = query(3, -3);
+    assert_eq!(err, 0, "max timestamp error");
+    assert_eq!(ts, base + 9000, "max timestamp");
+    assert_eq!(off, 1, "offset of the max timestamp");
+    // By timestamp, through the same raw path.
+    let (err, ts, off) = query(4, base + 4000);
+    assert_eq!((err, ts, off), (0, base + 5000, 0));
+}
