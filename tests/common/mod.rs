@@ -721,3 +721,37 @@ pub fn segment_batches(data: &[u8]) -> Vec<(usize, usize)> {
     }
     out
 }
+
+#[test]
+fn ready_line_parsing() {
+    let plain = "2026-11-23T00:00:00.000Z  INFO eddy::broker: eddy broker ready on 127.0.0.1:40123";
+    assert_eq!(parse_ready_line(plain).as_deref(), Some("127.0.0.1:40123"));
+    let coloured = "\u{1b}[32m INFO\u{1b}[0m eddy broker ready on 127.0.0.1:9093 node_id=1\n";
+    assert_eq!(
+        parse_ready_line(&strip_ansi(coloured)).as_deref(),
+        Some("127.0.0.1:9093")
+    );
+    assert_eq!(
+        parse_ready_line("eddy broker ready on [::1]:7000").as_deref(),
+        Some("[::1]:7000")
+    );
+    assert_eq!(parse_ready_line("eddy broker ready on 127.0.0.1:0"), None);
+    assert_eq!(parse_ready_line("listening on 127.0.0.1:9092"), None);
+}
+
+#[test]
+fn helper_self_checks() {
+    // The standard CRC-32C check value.
+    assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    // Two batches (12-byte header + body), then a torn third one.
+    let mut seg = Vec::new();
+    for (base, body) in [(0i64, 20usize), (1, 7)] {
+        seg.extend_from_slice(&base.to_be_bytes());
+        seg.extend_from_slice(&(body as i32).to_be_bytes());
+        seg.extend_from_slice(&vec![7u8; body]);
+    }
+    seg.extend_from_slice(&2i64.to_be_bytes());
+    seg.extend_from_slice(&100i32.to_be_bytes());
+    seg.extend_from_slice(&[1, 2, 3]);
+    assert_eq!(segment_batches(&seg), vec![(0, 32), (32, 19)]);
+}
