@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(gen::snake_case("ClientId"), "client_id");
         assert_eq!(gen::snake_case("ThrottleTimeMs"), "throttle_time_ms");
         assert_eq!(gen::snake_case("ISRVersion"), "isr_version");
-        assert_eq!(gen::snake_case("TopicIDs"), "topic_ids");
+        assert_eq!(gen::snake_case("KRaftVersion"), "k_raft_version");
         assert_eq!(gen::snake_case("Isr"), "isr");
         assert_eq!(gen::snake_case("Type"), "type");
         assert_eq!(gen::field_ident("Type"), "type_");

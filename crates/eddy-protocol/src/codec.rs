@@ -790,6 +790,131 @@ impl FromStr for Uuid {
     }
 }
 
+/// Random sample values for the generated round-trip tests.
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod testing {
+    use super::Uuid;
+    use bytes::Bytes;
+
+    /// A small deterministic generator (xorshift64*).
+    pub struct Gen {
+        state: u64,
+        tame: bool,
+    }
+
+    /// A random value valid at `version`: fields absent from the version
+    /// are left at their defaults, null only where nullable.
+    pub trait Sample: Sized {
+        fn sample(g: &mut Gen, version: i16) -> Self;
+    }
+
+    impl Gen {
+        pub fn new(seed: u64) -> Gen {
+            Gen {
+                state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+                tame: false,
+            }
+        }
+
+        /// Only small non-negative integers (valid error codes, durations,
+        /// timestamps), for implementations that check such values.
+        pub fn tame(seed: u64) -> Gen {
+            Gen {
+                tame: true,
+                ..Gen::new(seed)
+            }
+        }
+
+        pub fn next_u64(&mut self) -> u64 {
+            let mut x = self.state;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.state = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next_u64() % n
+        }
+
+        /// Mostly small numbers, sometimes extremes.
+        fn int(&mut self, min: i64, max: i64) -> i64 {
+            if self.tame {
+                return self.below(40) as i64;
+            }
+            match self.below(6) {
+                0 => min,
+                1 => max,
+                2 => 0,
+                3 => -1i64.max(min),
+                _ => (self.next_u64() as i64).rem_euclid(1000).clamp(min, max),
+            }
+        }
+
+        pub fn bool(&mut self) -> bool {
+            self.below(2) == 1
+        }
+        pub fn i8(&mut self) -> i8 {
+            self.int(i8::MIN.into(), i8::MAX.into()) as i8
+        }
+        pub fn i16(&mut self) -> i16 {
+            self.int(i16::MIN.into(), i16::MAX.into()) as i16
+        }
+        pub fn u16(&mut self) -> u16 {
+            self.int(0, u16::MAX.into()) as u16
+        }
+        pub fn i32(&mut self) -> i32 {
+            self.int(i32::MIN.into(), i32::MAX.into()) as i32
+        }
+        pub fn u32(&mut self) -> u32 {
+            self.int(0, u32::MAX.into()) as u32
+        }
+        pub fn i64(&mut self) -> i64 {
+            self.int(i64::MIN, i64::MAX)
+        }
+        pub fn f64(&mut self) -> f64 {
+            (self.next_u64() % 100_000) as f64 / 7.0
+        }
+        pub fn string(&mut self) -> String {
+            let n = self.below(9) as usize;
+            (0..n)
+                .map(|_| match self.below(20) {
+                    0 => 'é',
+                    1 => '→',
+                    k => (b'a' + k as u8) as char,
+                })
+                .collect()
+        }
+        pub fn bytes(&mut self) -> Bytes {
+            let n = if self.below(8) == 0 {
+                5000
+            } else {
+                self.below(17) as usize
+            };
+            Bytes::from((0..n).map(|i| i as u8).collect::<Vec<u8>>())
+        }
+        pub fn uuid(&mut self) -> Uuid {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&self.next_u64().to_be_bytes());
+            b[8..].copy_from_slice(&self.next_u64().to_be_bytes());
+            Uuid(b)
+        }
+        pub fn vec<T>(&mut self, mut f: impl FnMut(&mut Gen) -> T) -> Vec<T> {
+            let n = self.below(4);
+            (0..n).map(|_| f(self)).collect()
+        }
+        pub fn option<T>(&mut self, f: impl FnOnce(&mut Gen) -> T) -> Option<T> {
+            if self.below(4) == 0 {
+                None
+            } else {
+                Some(f(self))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AddOffsetsToTxnResponse: versions 0-4.
@@ -61,5 +63,15 @@ impl Decode for AddOffsetsToTxnResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AddOffsetsToTxnResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AddPartitionsToTxnRequest: versions 0-5.
@@ -111,6 +113,31 @@ impl Decode for AddPartitionsToTxnRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactions: if version >= 4 {
+                g.vec(|g| <AddPartitionsToTxnTransaction as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            v3_and_below_transactional_id: if version <= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            v3_and_below_producer_id: if version <= 3 { g.i64() } else { 0 },
+            v3_and_below_producer_epoch: if version <= 3 { g.i16() } else { 0 },
+            v3_and_below_topics: if version <= 3 {
+                g.vec(|g| <AddPartitionsToTxnTopic as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// AddPartitionsToTxnTransaction: versions 4-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnTransaction {
@@ -162,6 +189,19 @@ impl Decode for AddPartitionsToTxnTransaction {
     }
 }
 
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnTransaction {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactional_id: g.string(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+            verify_only: g.bool(),
+            topics: g.vec(|g| <AddPartitionsToTxnTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AddPartitionsToTxnTopic: versions 0-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnTopic {
@@ -197,5 +237,15 @@ impl Decode for AddPartitionsToTxnTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

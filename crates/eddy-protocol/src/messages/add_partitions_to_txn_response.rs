@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AddPartitionsToTxnResponse: versions 0-5.
@@ -102,6 +104,26 @@ impl Decode for AddPartitionsToTxnResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: if version >= 4 { g.i16() } else { 0 },
+            results_by_transaction: if version >= 4 {
+                g.vec(|g| <AddPartitionsToTxnResult as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            results_by_topic_v3_and_below: if version <= 3 {
+                g.vec(|g| <AddPartitionsToTxnTopicResult as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// AddPartitionsToTxnResult: versions 4-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnResult {
@@ -135,6 +157,16 @@ impl Decode for AddPartitionsToTxnResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactional_id: g.string(),
+            topic_results: g.vec(|g| <AddPartitionsToTxnTopicResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -178,6 +210,17 @@ impl Decode for AddPartitionsToTxnTopicResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            results_by_partition: g
+                .vec(|g| <AddPartitionsToTxnPartitionResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AddPartitionsToTxnPartitionResult: versions 0-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnPartitionResult {
@@ -210,5 +253,15 @@ impl Decode for AddPartitionsToTxnPartitionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AddPartitionsToTxnPartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            partition_error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AddRaftVoterRequest: versions 0.
@@ -97,6 +99,19 @@ impl Decode for AddRaftVoterRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AddRaftVoterRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            timeout_ms: g.i32(),
+            voter_id: g.i32(),
+            voter_directory_id: g.uuid(),
+            listeners: g.vec(|g| <Listener as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Listener: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Listener {
@@ -130,5 +145,16 @@ impl Decode for Listener {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Listener {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AllocateProducerIdsRequest: versions 0.
@@ -66,5 +68,15 @@ impl Decode for AllocateProducerIdsRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AllocateProducerIdsRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+        }
     }
 }

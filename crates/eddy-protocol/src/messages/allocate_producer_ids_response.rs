@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AllocateProducerIdsResponse: versions 0.
@@ -67,5 +69,17 @@ impl Decode for AllocateProducerIdsResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AllocateProducerIdsResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            producer_id_start: g.i64(),
+            producer_id_len: g.i32(),
+        }
     }
 }

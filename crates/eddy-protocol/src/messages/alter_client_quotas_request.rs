@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterClientQuotasRequest: versions 0-1.
@@ -69,6 +71,16 @@ impl Decode for AlterClientQuotasRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterClientQuotasRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            entries: g.vec(|g| <EntryData as Sample>::sample(g, version)),
+            validate_only: g.bool(),
+        }
+    }
+}
+
 /// EntryData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EntryData {
@@ -109,6 +121,16 @@ impl Decode for EntryData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EntryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            entity: g.vec(|g| <EntityData as Sample>::sample(g, version)),
+            ops: g.vec(|g| <OpData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -163,6 +185,16 @@ impl Decode for EntityData {
     }
 }
 
+#[cfg(test)]
+impl Sample for EntityData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            entity_type: g.string(),
+            entity_name: g.option(|g| g.string()),
+        }
+    }
+}
+
 /// OpData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OpData {
@@ -200,5 +232,16 @@ impl Decode for OpData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OpData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            key: g.string(),
+            value: g.f64(),
+            remove: g.bool(),
+        }
     }
 }

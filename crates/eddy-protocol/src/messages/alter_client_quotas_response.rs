@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterClientQuotasResponse: versions 0-1.
@@ -66,6 +68,16 @@ impl Decode for AlterClientQuotasResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterClientQuotasResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            entries: g.vec(|g| <EntryData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -131,6 +143,17 @@ impl Decode for EntryData {
     }
 }
 
+#[cfg(test)]
+impl Sample for EntryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            entity: g.vec(|g| <EntityData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// EntityData: versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityData {
@@ -179,5 +202,15 @@ impl Decode for EntityData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EntityData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            entity_type: g.string(),
+            entity_name: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterConfigsResponse: versions 0-2.
@@ -69,6 +71,16 @@ impl Decode for AlterConfigsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterConfigsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            responses: g.vec(|g| <AlterConfigsResourceResponse as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterConfigsResourceResponse: versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterConfigsResourceResponse {
@@ -129,5 +141,17 @@ impl Decode for AlterConfigsResourceResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterConfigsResourceResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            resource_type: g.i8(),
+            resource_name: g.string(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterPartitionReassignmentsRequest: versions 0.
@@ -74,6 +76,16 @@ impl Decode for AlterPartitionReassignmentsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterPartitionReassignmentsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            timeout_ms: g.i32(),
+            topics: g.vec(|g| <ReassignableTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReassignableTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReassignableTopic {
@@ -107,6 +119,16 @@ impl Decode for ReassignableTopic {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReassignableTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <ReassignablePartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -148,5 +170,15 @@ impl Decode for ReassignablePartition {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReassignablePartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            replicas: g.option(|g| g.vec(|g| g.i32())),
+        }
     }
 }

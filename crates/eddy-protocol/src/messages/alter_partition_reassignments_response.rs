@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterPartitionReassignmentsResponse: versions 0.
@@ -93,6 +95,18 @@ impl Decode for AlterPartitionReassignmentsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterPartitionReassignmentsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            responses: g.vec(|g| <ReassignableTopicResponse as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReassignableTopicResponse: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReassignableTopicResponse {
@@ -126,6 +140,16 @@ impl Decode for ReassignableTopicResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReassignableTopicResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <ReassignablePartitionResponse as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -179,5 +203,16 @@ impl Decode for ReassignablePartitionResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReassignablePartitionResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterPartitionRequest: versions 0-3.
@@ -78,6 +80,17 @@ impl Decode for AlterPartitionRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterPartitionRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicData: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -128,6 +141,21 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: if version <= 1 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 2 { g.uuid() } else { Uuid::ZERO },
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -204,6 +232,28 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            leader_epoch: g.i32(),
+            new_isr: if version <= 2 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+            new_isr_with_epochs: if version >= 3 {
+                g.vec(|g| <BrokerState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            leader_recovery_state: if version >= 1 { g.i8() } else { 0 },
+            partition_epoch: g.i32(),
+        }
+    }
+}
+
 /// BrokerState: versions 3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerState {
@@ -241,5 +291,15 @@ impl Decode for BrokerState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for BrokerState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterPartitionResponse: versions 0-3.
@@ -68,6 +70,17 @@ impl Decode for AlterPartitionResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterPartitionResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicData: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -118,6 +131,21 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: if version <= 1 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 2 { g.uuid() } else { Uuid::ZERO },
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -179,5 +207,20 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            isr: g.vec(|g| g.i32()),
+            leader_recovery_state: if version >= 1 { g.i8() } else { 0 },
+            partition_epoch: g.i32(),
+        }
     }
 }

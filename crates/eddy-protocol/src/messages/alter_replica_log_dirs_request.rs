@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterReplicaLogDirsRequest: versions 0-2.
@@ -62,6 +64,15 @@ impl Decode for AlterReplicaLogDirsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterReplicaLogDirsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            dirs: g.vec(|g| <AlterReplicaLogDir as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterReplicaLogDir: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlterReplicaLogDir {
@@ -102,6 +113,16 @@ impl Decode for AlterReplicaLogDir {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterReplicaLogDir {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            path: g.string(),
+            topics: g.vec(|g| <AlterReplicaLogDirTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterReplicaLogDirTopic: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlterReplicaLogDirTopic {
@@ -137,5 +158,15 @@ impl Decode for AlterReplicaLogDirTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterReplicaLogDirTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

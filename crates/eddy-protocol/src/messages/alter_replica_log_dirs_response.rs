@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterReplicaLogDirsResponse: versions 0-2.
@@ -69,6 +71,16 @@ impl Decode for AlterReplicaLogDirsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterReplicaLogDirsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <AlterReplicaLogDirTopicResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterReplicaLogDirTopicResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlterReplicaLogDirTopicResult {
@@ -109,6 +121,17 @@ impl Decode for AlterReplicaLogDirTopicResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterReplicaLogDirTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g
+                .vec(|g| <AlterReplicaLogDirPartitionResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterReplicaLogDirPartitionResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlterReplicaLogDirPartitionResult {
@@ -141,5 +164,15 @@ impl Decode for AlterReplicaLogDirPartitionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterReplicaLogDirPartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterUserScramCredentialsRequest: versions 0.
@@ -70,6 +72,16 @@ impl Decode for AlterUserScramCredentialsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterUserScramCredentialsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            deletions: g.vec(|g| <ScramCredentialDeletion as Sample>::sample(g, version)),
+            upsertions: g.vec(|g| <ScramCredentialUpsertion as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ScramCredentialDeletion: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScramCredentialDeletion {
@@ -98,6 +110,16 @@ impl Decode for ScramCredentialDeletion {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ScramCredentialDeletion {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            mechanism: g.i8(),
+        }
     }
 }
 
@@ -144,5 +166,18 @@ impl Decode for ScramCredentialUpsertion {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ScramCredentialUpsertion {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            mechanism: g.i8(),
+            iterations: g.i32(),
+            salt: g.bytes(),
+            salted_password: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AlterUserScramCredentialsResponse: versions 0.
@@ -65,6 +67,16 @@ impl Decode for AlterUserScramCredentialsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AlterUserScramCredentialsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <AlterUserScramCredentialsResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AlterUserScramCredentialsResult: versions 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterUserScramCredentialsResult {
@@ -115,5 +127,16 @@ impl Decode for AlterUserScramCredentialsResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterUserScramCredentialsResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            user: g.string(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ApiVersionsRequest: versions 0-4.
@@ -73,5 +75,23 @@ impl Decode for ApiVersionsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ApiVersionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            client_software_name: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            client_software_version: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ApiVersionsResponse: versions 0-4.
@@ -173,6 +175,29 @@ impl Decode for ApiVersionsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ApiVersionsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            api_keys: g.vec(|g| <ApiVersion as Sample>::sample(g, version)),
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            supported_features: if version >= 3 {
+                g.vec(|g| <SupportedFeatureKey as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            finalized_features_epoch: if version >= 3 { g.i64() } else { -1 },
+            finalized_features: if version >= 3 {
+                g.vec(|g| <FinalizedFeatureKey as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            zk_migration_ready: if version >= 3 { g.bool() } else { false },
+        }
+    }
+}
+
 /// ApiVersion: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiVersion {
@@ -213,6 +238,17 @@ impl Decode for ApiVersion {
     }
 }
 
+#[cfg(test)]
+impl Sample for ApiVersion {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            api_key: g.i16(),
+            min_version: g.i16(),
+            max_version: g.i16(),
+        }
+    }
+}
+
 /// SupportedFeatureKey: versions 3-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SupportedFeatureKey {
@@ -249,6 +285,17 @@ impl Decode for SupportedFeatureKey {
     }
 }
 
+#[cfg(test)]
+impl Sample for SupportedFeatureKey {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            min_version: g.i16(),
+            max_version: g.i16(),
+        }
+    }
+}
+
 /// FinalizedFeatureKey: versions 3-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FinalizedFeatureKey {
@@ -282,5 +329,16 @@ impl Decode for FinalizedFeatureKey {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FinalizedFeatureKey {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            max_version_level: g.i16(),
+            min_version_level: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AssignReplicasToDirsRequest: versions 0.
@@ -80,6 +82,17 @@ impl Decode for AssignReplicasToDirsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for AssignReplicasToDirsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+            directories: g.vec(|g| <DirectoryData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DirectoryData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DirectoryData {
@@ -111,6 +124,16 @@ impl Decode for DirectoryData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DirectoryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            id: g.uuid(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -150,6 +173,16 @@ impl Decode for TopicData {
     }
 }
 
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -173,5 +206,14 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// AssignReplicasToDirsResponse: versions 0.
@@ -70,6 +72,17 @@ impl Decode for AssignReplicasToDirsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for AssignReplicasToDirsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            directories: g.vec(|g| <DirectoryData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DirectoryData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DirectoryData {
@@ -101,6 +114,16 @@ impl Decode for DirectoryData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DirectoryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            id: g.uuid(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -140,6 +163,16 @@ impl Decode for TopicData {
     }
 }
 
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -168,5 +201,15 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

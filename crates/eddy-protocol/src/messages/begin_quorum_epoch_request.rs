@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// BeginQuorumEpochRequest: versions 0-1.
@@ -110,6 +112,22 @@ impl Decode for BeginQuorumEpochRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for BeginQuorumEpochRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            voter_id: if version >= 1 { g.i32() } else { -1 },
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+            leader_endpoints: if version >= 1 {
+                g.vec(|g| <LeaderEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -147,6 +165,16 @@ impl Decode for TopicData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -201,6 +229,18 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            voter_directory_id: if version >= 1 { g.uuid() } else { Uuid::ZERO },
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
+    }
+}
+
 /// LeaderEndpoint: versions 1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderEndpoint {
@@ -234,5 +274,16 @@ impl Decode for LeaderEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

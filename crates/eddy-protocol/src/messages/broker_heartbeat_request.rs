@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// BrokerHeartbeatRequest: versions 0-1.
@@ -108,5 +110,23 @@ impl Decode for BrokerHeartbeatRequest {
             }
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for BrokerHeartbeatRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+            current_metadata_offset: g.i64(),
+            want_fence: g.bool(),
+            want_shut_down: g.bool(),
+            offline_log_dirs: if version >= 1 {
+                g.vec(|g| g.uuid())
+            } else {
+                Vec::new()
+            },
+        }
     }
 }

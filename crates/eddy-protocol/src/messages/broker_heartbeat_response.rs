@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// BrokerHeartbeatResponse: versions 0-1.
@@ -84,5 +86,18 @@ impl Decode for BrokerHeartbeatResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for BrokerHeartbeatResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            is_caught_up: g.bool(),
+            is_fenced: g.bool(),
+            should_shut_down: g.bool(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// BrokerRegistrationRequest: versions 0-4.
@@ -137,6 +139,27 @@ impl Decode for BrokerRegistrationRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for BrokerRegistrationRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            cluster_id: g.string(),
+            incarnation_id: g.uuid(),
+            listeners: g.vec(|g| <Listener as Sample>::sample(g, version)),
+            features: g.vec(|g| <Feature as Sample>::sample(g, version)),
+            rack: g.option(|g| g.string()),
+            is_migrating_zk_broker: if version >= 1 { g.bool() } else { false },
+            log_dirs: if version >= 2 {
+                g.vec(|g| g.uuid())
+            } else {
+                Vec::new()
+            },
+            previous_broker_epoch: if version >= 3 { g.i64() } else { -1 },
+        }
+    }
+}
+
 /// Listener: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Listener {
@@ -178,6 +201,18 @@ impl Decode for Listener {
     }
 }
 
+#[cfg(test)]
+impl Sample for Listener {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+            security_protocol: g.i16(),
+        }
+    }
+}
+
 /// Feature: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Feature {
@@ -211,5 +246,16 @@ impl Decode for Feature {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Feature {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            min_supported_version: g.i16(),
+            max_supported_version: g.i16(),
+        }
     }
 }

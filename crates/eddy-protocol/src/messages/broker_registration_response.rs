@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// BrokerRegistrationResponse: versions 0-4.
@@ -72,5 +74,16 @@ impl Decode for BrokerRegistrationResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for BrokerRegistrationResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            broker_epoch: g.i64(),
+        }
     }
 }

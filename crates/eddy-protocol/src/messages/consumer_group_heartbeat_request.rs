@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ConsumerGroupHeartbeatRequest: versions 0-1.
@@ -173,6 +175,29 @@ impl Decode for ConsumerGroupHeartbeatRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ConsumerGroupHeartbeatRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            member_id: g.string(),
+            member_epoch: g.i32(),
+            instance_id: g.option(|g| g.string()),
+            rack_id: g.option(|g| g.string()),
+            rebalance_timeout_ms: g.i32(),
+            subscribed_topic_names: g.option(|g| g.vec(|g| g.string())),
+            subscribed_topic_regex: if version >= 1 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            server_assignor: g.option(|g| g.string()),
+            topic_partitions: g
+                .option(|g| g.vec(|g| <TopicPartitions as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// TopicPartitions: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicPartitions {
@@ -204,5 +229,15 @@ impl Decode for TopicPartitions {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicPartitions {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

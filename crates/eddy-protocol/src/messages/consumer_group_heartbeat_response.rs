@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ConsumerGroupHeartbeatResponse: versions 0-1.
@@ -107,6 +109,21 @@ impl Decode for ConsumerGroupHeartbeatResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ConsumerGroupHeartbeatResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            member_id: g.option(|g| g.string()),
+            member_epoch: g.i32(),
+            heartbeat_interval_ms: g.i32(),
+            assignment: g.option(|g| <Assignment as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Assignment: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assignment {
@@ -135,6 +152,15 @@ impl Decode for Assignment {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Assignment {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_partitions: g.vec(|g| <TopicPartitions as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -169,5 +195,15 @@ impl Decode for TopicPartitions {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicPartitions {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

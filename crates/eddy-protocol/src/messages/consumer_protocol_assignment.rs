@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ConsumerProtocolAssignment: versions 0-3.
@@ -66,6 +68,16 @@ impl Decode for ConsumerProtocolAssignment {
     }
 }
 
+#[cfg(test)]
+impl Sample for ConsumerProtocolAssignment {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            assigned_partitions: g.vec(|g| <TopicPartition as Sample>::sample(g, version)),
+            user_data: g.option(|g| g.bytes()),
+        }
+    }
+}
+
 /// TopicPartition: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicPartition {
@@ -94,5 +106,15 @@ impl Decode for TopicPartition {
             topic: f_topic,
             partitions: f_partitions,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ConsumerProtocolSubscription: versions 0-3.
@@ -117,6 +119,27 @@ impl Decode for ConsumerProtocolSubscription {
     }
 }
 
+#[cfg(test)]
+impl Sample for ConsumerProtocolSubscription {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| g.string()),
+            user_data: g.option(|g| g.bytes()),
+            owned_partitions: if version >= 1 {
+                g.vec(|g| <TopicPartition as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            generation_id: if version >= 2 { g.i32() } else { -1 },
+            rack_id: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
+    }
+}
+
 /// TopicPartition: versions 1-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicPartition {
@@ -145,5 +168,15 @@ impl Decode for TopicPartition {
             topic: f_topic,
             partitions: f_partitions,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ControlledShutdownRequest: versions 0-3.
@@ -72,5 +74,15 @@ impl Decode for ControlledShutdownRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ControlledShutdownRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            broker_epoch: if version >= 2 { g.i64() } else { -1 },
+        }
     }
 }

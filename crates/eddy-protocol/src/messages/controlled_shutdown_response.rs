@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ControlledShutdownResponse: versions 0-3.
@@ -69,6 +71,16 @@ impl Decode for ControlledShutdownResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ControlledShutdownResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            remaining_partitions: g.vec(|g| <RemainingPartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// RemainingPartition: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RemainingPartition {
@@ -101,5 +113,15 @@ impl Decode for RemainingPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for RemainingPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_index: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ControllerRegistrationRequest: versions 0.
@@ -81,6 +83,19 @@ impl Decode for ControllerRegistrationRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ControllerRegistrationRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            controller_id: g.i32(),
+            incarnation_id: g.uuid(),
+            zk_migration_ready: g.bool(),
+            listeners: g.vec(|g| <Listener as Sample>::sample(g, version)),
+            features: g.vec(|g| <Feature as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Listener: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Listener {
@@ -122,6 +137,18 @@ impl Decode for Listener {
     }
 }
 
+#[cfg(test)]
+impl Sample for Listener {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+            security_protocol: g.i16(),
+        }
+    }
+}
+
 /// Feature: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Feature {
@@ -155,5 +182,16 @@ impl Decode for Feature {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Feature {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            min_supported_version: g.i16(),
+            max_supported_version: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateAclsRequest: versions 0-3.
@@ -61,6 +63,15 @@ impl Decode for CreateAclsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreateAclsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            creations: g.vec(|g| <AclCreation as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -137,5 +148,20 @@ impl Decode for AclCreation {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AclCreation {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            resource_pattern_type: if version >= 1 { g.i8() } else { 3 },
+            principal: g.string(),
+            host: g.string(),
+            operation: g.i8(),
+            permission_type: g.i8(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateAclsResponse: versions 0-3.
@@ -69,6 +71,16 @@ impl Decode for CreateAclsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreateAclsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <AclCreationResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AclCreationResult: versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AclCreationResult {
@@ -117,5 +129,15 @@ impl Decode for AclCreationResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AclCreationResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateDelegationTokenRequest: versions 0-3.
@@ -116,6 +118,26 @@ impl Decode for CreateDelegationTokenRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreateDelegationTokenRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            owner_principal_type: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            owner_principal_name: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            renewers: g.vec(|g| <CreatableRenewers as Sample>::sample(g, version)),
+            max_lifetime_ms: g.i64(),
+        }
+    }
+}
+
 /// CreatableRenewers: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatableRenewers {
@@ -148,5 +170,15 @@ impl Decode for CreatableRenewers {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatableRenewers {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            principal_type: g.string(),
+            principal_name: g.string(),
+        }
     }
 }

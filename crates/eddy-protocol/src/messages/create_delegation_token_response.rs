@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateDelegationTokenResponse: versions 0-3.
@@ -118,5 +120,32 @@ impl Decode for CreateDelegationTokenResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreateDelegationTokenResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            principal_type: g.string(),
+            principal_name: g.string(),
+            token_requester_principal_type: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            token_requester_principal_name: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            issue_timestamp_ms: g.i64(),
+            expiry_timestamp_ms: g.i64(),
+            max_timestamp_ms: g.i64(),
+            token_id: g.string(),
+            hmac: g.bytes(),
+            throttle_time_ms: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreatePartitionsRequest: versions 0-3.
@@ -74,6 +76,17 @@ impl Decode for CreatePartitionsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreatePartitionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <CreatePartitionsTopic as Sample>::sample(g, version)),
+            timeout_ms: g.i32(),
+            validate_only: g.bool(),
+        }
+    }
+}
+
 /// CreatePartitionsTopic: versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsTopic {
@@ -136,6 +149,18 @@ impl Decode for CreatePartitionsTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreatePartitionsTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            count: g.i32(),
+            assignments: g
+                .option(|g| g.vec(|g| <CreatePartitionsAssignment as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// CreatePartitionsAssignment: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatePartitionsAssignment {
@@ -166,5 +191,14 @@ impl Decode for CreatePartitionsAssignment {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatePartitionsAssignment {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            broker_ids: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreatePartitionsResponse: versions 0-3.
@@ -69,6 +71,16 @@ impl Decode for CreatePartitionsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreatePartitionsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <CreatePartitionsTopicResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// CreatePartitionsTopicResult: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatePartitionsTopicResult {
@@ -113,5 +125,16 @@ impl Decode for CreatePartitionsTopicResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatePartitionsTopicResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateTopicsRequest: versions 0-7.
@@ -86,6 +88,17 @@ impl Decode for CreateTopicsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreateTopicsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <CreatableTopic as Sample>::sample(g, version)),
+            timeout_ms: g.i32(),
+            validate_only: if version >= 1 { g.bool() } else { false },
+        }
+    }
+}
+
 /// CreatableTopic: versions 0-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatableTopic {
@@ -146,6 +159,19 @@ impl Decode for CreatableTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreatableTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            num_partitions: g.i32(),
+            replication_factor: g.i16(),
+            assignments: g.vec(|g| <CreatableReplicaAssignment as Sample>::sample(g, version)),
+            configs: g.vec(|g| <CreatableTopicConfig as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// CreatableReplicaAssignment: versions 0-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatableReplicaAssignment {
@@ -181,6 +207,16 @@ impl Decode for CreatableReplicaAssignment {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatableReplicaAssignment {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            broker_ids: g.vec(|g| g.i32()),
+        }
     }
 }
 
@@ -232,5 +268,15 @@ impl Decode for CreatableTopicConfig {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatableTopicConfig {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            value: g.option(|g| g.string()),
+        }
     }
 }

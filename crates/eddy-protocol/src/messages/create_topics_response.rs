@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// CreateTopicsResponse: versions 0-7.
@@ -68,6 +70,16 @@ impl Decode for CreateTopicsResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreateTopicsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 2 { g.i32() } else { 0 },
+            topics: g.vec(|g| <CreatableTopicResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -205,6 +217,30 @@ impl Decode for CreatableTopicResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for CreatableTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            topic_id: if version >= 7 { g.uuid() } else { Uuid::ZERO },
+            error_code: g.i16(),
+            error_message: if version >= 1 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            topic_config_error_code: if version >= 5 { g.i16() } else { 0 },
+            num_partitions: if version >= 5 { g.i32() } else { -1 },
+            replication_factor: if version >= 5 { g.i16() } else { -1 },
+            configs: if version >= 5 {
+                g.option(|g| g.vec(|g| <CreatableTopicConfigs as Sample>::sample(g, version)))
+            } else {
+                Some(Vec::new())
+            },
+        }
+    }
+}
+
 /// CreatableTopicConfigs: versions 5-7.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfigs {
@@ -267,5 +303,18 @@ impl Decode for CreatableTopicConfigs {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CreatableTopicConfigs {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            value: g.option(|g| g.string()),
+            read_only: g.bool(),
+            config_source: g.i8(),
+            is_sensitive: g.bool(),
+        }
     }
 }

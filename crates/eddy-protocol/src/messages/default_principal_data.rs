@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DefaultPrincipalData: versions 0.
@@ -59,5 +61,16 @@ impl Decode for DefaultPrincipalData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DefaultPrincipalData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            type_: g.string(),
+            name: g.string(),
+            token_authenticated: g.bool(),
+        }
     }
 }

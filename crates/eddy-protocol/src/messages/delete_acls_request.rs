@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteAclsRequest: versions 0-3.
@@ -59,6 +61,15 @@ impl Decode for DeleteAclsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteAclsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            filters: g.vec(|g| <DeleteAclsFilter as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -156,5 +167,20 @@ impl Decode for DeleteAclsFilter {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteAclsFilter {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resource_type_filter: g.i8(),
+            resource_name_filter: g.option(|g| g.string()),
+            pattern_type_filter: if version >= 1 { g.i8() } else { 3 },
+            principal_filter: g.option(|g| g.string()),
+            host_filter: g.option(|g| g.string()),
+            operation: g.i8(),
+            permission_type: g.i8(),
+        }
     }
 }

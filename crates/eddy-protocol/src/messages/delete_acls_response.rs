@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteAclsResponse: versions 0-3.
@@ -69,6 +71,16 @@ impl Decode for DeleteAclsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteAclsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            filter_results: g.vec(|g| <DeleteAclsFilterResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteAclsFilterResult: versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsFilterResult {
@@ -128,6 +140,17 @@ impl Decode for DeleteAclsFilterResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteAclsFilterResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            matching_acls: g.vec(|g| <DeleteAclsMatchingAcl as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -223,5 +246,22 @@ impl Decode for DeleteAclsMatchingAcl {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteAclsMatchingAcl {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            pattern_type: if version >= 1 { g.i8() } else { 3 },
+            principal: g.string(),
+            host: g.string(),
+            operation: g.i8(),
+            permission_type: g.i8(),
+        }
     }
 }

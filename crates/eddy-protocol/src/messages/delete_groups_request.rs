@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteGroupsRequest: versions 0-2.
@@ -61,5 +63,14 @@ impl Decode for DeleteGroupsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteGroupsRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            groups_names: g.vec(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteGroupsResponse: versions 0-2.
@@ -69,6 +71,16 @@ impl Decode for DeleteGroupsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteGroupsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <DeletableGroupResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeletableGroupResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeletableGroupResult {
@@ -101,5 +113,15 @@ impl Decode for DeletableGroupResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeletableGroupResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            error_code: g.i16(),
+        }
     }
 }

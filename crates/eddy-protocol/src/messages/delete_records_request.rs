@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteRecordsRequest: versions 0-2.
@@ -69,6 +71,16 @@ impl Decode for DeleteRecordsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteRecordsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <DeleteRecordsTopic as Sample>::sample(g, version)),
+            timeout_ms: g.i32(),
+        }
+    }
+}
+
 /// DeleteRecordsTopic: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRecordsTopic {
@@ -109,6 +121,16 @@ impl Decode for DeleteRecordsTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteRecordsTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <DeleteRecordsPartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteRecordsPartition: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRecordsPartition {
@@ -141,5 +163,15 @@ impl Decode for DeleteRecordsPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteRecordsPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            offset: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteRecordsResponse: versions 0-2.
@@ -69,6 +71,16 @@ impl Decode for DeleteRecordsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteRecordsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(|g| <DeleteRecordsTopicResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteRecordsTopicResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRecordsTopicResult {
@@ -109,6 +121,16 @@ impl Decode for DeleteRecordsTopicResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteRecordsTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <DeleteRecordsPartitionResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteRecordsPartitionResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRecordsPartitionResult {
@@ -146,5 +168,16 @@ impl Decode for DeleteRecordsPartitionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteRecordsPartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            low_watermark: g.i64(),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteShareGroupStateRequest: versions 0.
@@ -63,6 +65,16 @@ impl Decode for DeleteShareGroupStateRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteShareGroupStateRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <DeleteStateData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteStateData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteStateData {
@@ -99,6 +111,16 @@ impl Decode for DeleteStateData {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteStateData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -122,5 +144,12 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { partition: g.i32() }
     }
 }

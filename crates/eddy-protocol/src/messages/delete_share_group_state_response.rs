@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteShareGroupStateResponse: versions 0.
@@ -58,6 +60,15 @@ impl Decode for DeleteShareGroupStateResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteShareGroupStateResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            results: g.vec(|g| <DeleteStateResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DeleteStateResult: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteStateResult {
@@ -91,6 +102,16 @@ impl Decode for DeleteStateResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteStateResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -134,5 +155,16 @@ impl Decode for PartitionResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

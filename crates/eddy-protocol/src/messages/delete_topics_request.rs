@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteTopicsRequest: versions 0-6.
@@ -91,6 +93,25 @@ impl Decode for DeleteTopicsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DeleteTopicsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: if version >= 6 {
+                g.vec(|g| <DeleteTopicState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topic_names: if version <= 5 {
+                g.vec(|g| g.string())
+            } else {
+                Vec::new()
+            },
+            timeout_ms: g.i32(),
+        }
+    }
+}
+
 /// DeleteTopicState: versions 6.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteTopicState {
@@ -126,5 +147,15 @@ impl Decode for DeleteTopicState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteTopicState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.option(|g| g.string()),
+            topic_id: g.uuid(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DeleteTopicsResponse: versions 0-6.
@@ -68,6 +70,16 @@ impl Decode for DeleteTopicsResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeleteTopicsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            responses: g.vec(|g| <DeletableTopicResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -158,5 +170,25 @@ impl Decode for DeletableTopicResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DeletableTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: if version >= 6 {
+                g.option(|g| g.string())
+            } else {
+                Some(g.string())
+            },
+            topic_id: if version >= 6 { g.uuid() } else { Uuid::ZERO },
+            error_code: g.i16(),
+            error_message: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeAclsRequest: versions 0-3.
@@ -123,5 +125,20 @@ impl Decode for DescribeAclsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeAclsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resource_type_filter: g.i8(),
+            resource_name_filter: g.option(|g| g.string()),
+            pattern_type_filter: if version >= 1 { g.i8() } else { 3 },
+            principal_filter: g.option(|g| g.string()),
+            host_filter: g.option(|g| g.string()),
+            operation: g.i8(),
+            permission_type: g.i8(),
+        }
     }
 }

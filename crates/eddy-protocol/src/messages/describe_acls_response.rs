@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeAclsResponse: versions 0-3.
@@ -97,6 +99,18 @@ impl Decode for DescribeAclsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeAclsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            resources: g.vec(|g| <DescribeAclsResource as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DescribeAclsResource: versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeAclsResource {
@@ -160,6 +174,18 @@ impl Decode for DescribeAclsResource {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeAclsResource {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            pattern_type: if version >= 1 { g.i8() } else { 3 },
+            acls: g.vec(|g| <AclDescription as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AclDescription: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AclDescription {
@@ -202,5 +228,17 @@ impl Decode for AclDescription {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AclDescription {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            principal: g.string(),
+            host: g.string(),
+            operation: g.i8(),
+            permission_type: g.i8(),
+        }
     }
 }

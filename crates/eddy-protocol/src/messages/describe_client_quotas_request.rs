@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeClientQuotasRequest: versions 0-1.
@@ -69,6 +71,16 @@ impl Decode for DescribeClientQuotasRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeClientQuotasRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            components: g.vec(|g| <ComponentData as Sample>::sample(g, version)),
+            strict: g.bool(),
+        }
+    }
+}
+
 /// ComponentData: versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentData {
@@ -123,5 +135,16 @@ impl Decode for ComponentData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ComponentData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            entity_type: g.string(),
+            match_type: g.i8(),
+            match_: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeClientQuotasResponse: versions 0-1.
@@ -102,6 +104,18 @@ impl Decode for DescribeClientQuotasResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeClientQuotasResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            entries: g.option(|g| g.vec(|g| <EntryData as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// EntryData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EntryData {
@@ -144,6 +158,16 @@ impl Decode for EntryData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EntryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            entity: g.vec(|g| <EntityData as Sample>::sample(g, version)),
+            values: g.vec(|g| <ValueData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -198,6 +222,16 @@ impl Decode for EntityData {
     }
 }
 
+#[cfg(test)]
+impl Sample for EntityData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            entity_type: g.string(),
+            entity_name: g.option(|g| g.string()),
+        }
+    }
+}
+
 /// ValueData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ValueData {
@@ -230,5 +264,15 @@ impl Decode for ValueData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ValueData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            key: g.string(),
+            value: g.f64(),
+        }
     }
 }

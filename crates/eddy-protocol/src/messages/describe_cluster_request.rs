@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeClusterRequest: versions 0-1.
@@ -68,5 +70,15 @@ impl Decode for DescribeClusterRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeClusterRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            include_cluster_authorized_operations: g.bool(),
+            endpoint_type: if version >= 1 { g.i8() } else { 1 },
+        }
     }
 }

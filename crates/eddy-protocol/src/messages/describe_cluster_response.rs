@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeClusterResponse: versions 0-1.
@@ -119,6 +121,22 @@ impl Decode for DescribeClusterResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeClusterResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            endpoint_type: if version >= 1 { g.i8() } else { 1 },
+            cluster_id: g.string(),
+            controller_id: g.i32(),
+            brokers: g.vec(|g| <DescribeClusterBroker as Sample>::sample(g, version)),
+            cluster_authorized_operations: g.i32(),
+        }
+    }
+}
+
 /// DescribeClusterBroker: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribeClusterBroker {
@@ -164,5 +182,17 @@ impl Decode for DescribeClusterBroker {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeClusterBroker {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            rack: g.option(|g| g.string()),
+        }
     }
 }

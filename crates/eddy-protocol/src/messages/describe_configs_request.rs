@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeConfigsRequest: versions 0-4.
@@ -78,6 +80,17 @@ impl Decode for DescribeConfigsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeConfigsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resources: g.vec(|g| <DescribeConfigsResource as Sample>::sample(g, version)),
+            include_synonyms: if version >= 1 { g.bool() } else { false },
+            include_documentation: if version >= 3 { g.bool() } else { false },
+        }
+    }
+}
+
 /// DescribeConfigsResource: versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResource {
@@ -137,5 +150,16 @@ impl Decode for DescribeConfigsResource {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeConfigsResource {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            configuration_keys: g.option(|g| g.vec(|g| g.string())),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeConfigsResponse: versions 0-4.
@@ -66,6 +68,16 @@ impl Decode for DescribeConfigsResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeConfigsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            results: g.vec(|g| <DescribeConfigsResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -140,6 +152,19 @@ impl Decode for DescribeConfigsResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeConfigsResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            configs: g.vec(|g| <DescribeConfigsResourceResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -266,6 +291,31 @@ impl Decode for DescribeConfigsResourceResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeConfigsResourceResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            value: g.option(|g| g.string()),
+            read_only: g.bool(),
+            is_default: if version <= 0 { g.bool() } else { false },
+            config_source: if version >= 1 { g.i8() } else { -1 },
+            is_sensitive: g.bool(),
+            synonyms: if version >= 1 {
+                g.vec(|g| <DescribeConfigsSynonym as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            config_type: if version >= 3 { g.i8() } else { 0 },
+            documentation: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+        }
+    }
+}
+
 /// DescribeConfigsSynonym: versions 1-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsSynonym {
@@ -320,5 +370,16 @@ impl Decode for DescribeConfigsSynonym {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeConfigsSynonym {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            value: g.option(|g| g.string()),
+            source: g.i8(),
+        }
     }
 }

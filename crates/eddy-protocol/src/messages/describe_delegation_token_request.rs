@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeDelegationTokenRequest: versions 0-3.
@@ -77,6 +79,17 @@ impl Decode for DescribeDelegationTokenRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeDelegationTokenRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            owners: g.option(|g| {
+                g.vec(|g| <DescribeDelegationTokenOwner as Sample>::sample(g, version))
+            }),
+        }
+    }
+}
+
 /// DescribeDelegationTokenOwner: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribeDelegationTokenOwner {
@@ -109,5 +122,15 @@ impl Decode for DescribeDelegationTokenOwner {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeDelegationTokenOwner {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            principal_type: g.string(),
+            principal_name: g.string(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeDelegationTokenResponse: versions 0-3.
@@ -71,6 +73,17 @@ impl Decode for DescribeDelegationTokenResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeDelegationTokenResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            tokens: g.vec(|g| <DescribedDelegationToken as Sample>::sample(g, version)),
+            throttle_time_ms: g.i32(),
+        }
     }
 }
 
@@ -166,6 +179,32 @@ impl Decode for DescribedDelegationToken {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribedDelegationToken {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            principal_type: g.string(),
+            principal_name: g.string(),
+            token_requester_principal_type: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            token_requester_principal_name: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            issue_timestamp: g.i64(),
+            expiry_timestamp: g.i64(),
+            max_timestamp: g.i64(),
+            token_id: g.string(),
+            hmac: g.bytes(),
+            renewers: g.vec(|g| <DescribedDelegationTokenRenewer as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DescribedDelegationTokenRenewer: versions 0-3.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribedDelegationTokenRenewer {
@@ -198,5 +237,15 @@ impl Decode for DescribedDelegationTokenRenewer {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribedDelegationTokenRenewer {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            principal_type: g.string(),
+            principal_name: g.string(),
+        }
     }
 }

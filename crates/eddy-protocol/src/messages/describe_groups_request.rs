@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeGroupsRequest: versions 0-5.
@@ -68,5 +70,15 @@ impl Decode for DescribeGroupsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeGroupsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            groups: g.vec(|g| g.string()),
+            include_authorized_operations: if version >= 3 { g.bool() } else { false },
+        }
     }
 }

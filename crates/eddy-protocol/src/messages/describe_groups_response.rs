@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeGroupsResponse: versions 0-5.
@@ -68,6 +70,16 @@ impl Decode for DescribeGroupsResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeGroupsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            groups: g.vec(|g| <DescribedGroup as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -156,6 +168,21 @@ impl Decode for DescribedGroup {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribedGroup {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            group_id: g.string(),
+            group_state: g.string(),
+            protocol_type: g.string(),
+            protocol_data: g.string(),
+            members: g.vec(|g| <DescribedGroupMember as Sample>::sample(g, version)),
+            authorized_operations: if version >= 3 { g.i32() } else { -2147483648 },
+        }
+    }
+}
+
 /// DescribedGroupMember: versions 0-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribedGroupMember {
@@ -221,5 +248,23 @@ impl Decode for DescribedGroupMember {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribedGroupMember {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            group_instance_id: if version >= 4 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            client_id: g.string(),
+            client_host: g.string(),
+            member_metadata: g.bytes(),
+            member_assignment: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeLogDirsRequest: versions 0-4.
@@ -77,6 +79,15 @@ impl Decode for DescribeLogDirsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeLogDirsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.option(|g| g.vec(|g| <DescribableLogDirTopic as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// DescribableLogDirTopic: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribableLogDirTopic {
@@ -112,5 +123,15 @@ impl Decode for DescribableLogDirTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribableLogDirTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeLogDirsResponse: versions 0-4.
@@ -73,6 +75,17 @@ impl Decode for DescribeLogDirsResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeLogDirsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: if version >= 3 { g.i16() } else { 0 },
+            results: g.vec(|g| <DescribeLogDirsResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -147,6 +160,19 @@ impl Decode for DescribeLogDirsResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeLogDirsResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            log_dir: g.string(),
+            topics: g.vec(|g| <DescribeLogDirsTopic as Sample>::sample(g, version)),
+            total_bytes: if version >= 4 { g.i64() } else { -1 },
+            usable_bytes: if version >= 4 { g.i64() } else { -1 },
+        }
+    }
+}
+
 /// DescribeLogDirsTopic: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DescribeLogDirsTopic {
@@ -184,6 +210,16 @@ impl Decode for DescribeLogDirsTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeLogDirsTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <DescribeLogDirsPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -229,5 +265,17 @@ impl Decode for DescribeLogDirsPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeLogDirsPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            partition_size: g.i64(),
+            offset_lag: g.i64(),
+            is_future_key: g.bool(),
+        }
     }
 }

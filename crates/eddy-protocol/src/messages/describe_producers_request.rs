@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeProducersRequest: versions 0.
@@ -56,6 +58,15 @@ impl Decode for DescribeProducersRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeProducersRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <TopicRequest as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicRequest: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicRequest {
@@ -87,5 +98,15 @@ impl Decode for TopicRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
     }
 }

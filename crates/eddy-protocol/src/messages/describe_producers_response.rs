@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeProducersResponse: versions 0.
@@ -63,6 +65,16 @@ impl Decode for DescribeProducersResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeProducersResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(|g| <TopicResponse as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicResponse: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicResponse {
@@ -96,6 +108,16 @@ impl Decode for TopicResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <PartitionResponse as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -149,6 +171,18 @@ impl Decode for PartitionResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            active_producers: g.vec(|g| <ProducerState as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -213,5 +247,19 @@ impl Decode for ProducerState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ProducerState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            producer_id: g.i64(),
+            producer_epoch: g.i32(),
+            last_sequence: g.i32(),
+            last_timestamp: g.i64(),
+            coordinator_epoch: g.i32(),
+            current_txn_start_offset: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeQuorumRequest: versions 0-2.
@@ -56,6 +58,15 @@ impl Decode for DescribeQuorumRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeQuorumRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicData: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -92,6 +103,16 @@ impl Decode for TopicData {
     }
 }
 
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -115,5 +136,14 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+        }
     }
 }

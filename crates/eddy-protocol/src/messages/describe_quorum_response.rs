@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeQuorumResponse: versions 0-2.
@@ -106,6 +108,26 @@ impl Decode for DescribeQuorumResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeQuorumResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: if version >= 2 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+            nodes: if version >= 2 {
+                g.vec(|g| <Node as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicData: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -139,6 +161,16 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -239,6 +271,26 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            error_message: if version >= 2 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            high_watermark: g.i64(),
+            current_voters: g.vec(|g| <ReplicaState as Sample>::sample(g, version)),
+            observers: g.vec(|g| <ReplicaState as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Node: versions 2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Node {
@@ -270,6 +322,16 @@ impl Decode for Node {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Node {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            listeners: g.vec(|g| <Listener as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -306,6 +368,17 @@ impl Decode for Listener {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Listener {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }
 
@@ -374,5 +447,18 @@ impl Decode for ReplicaState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReplicaState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            replica_id: g.i32(),
+            replica_directory_id: if version >= 2 { g.uuid() } else { Uuid::ZERO },
+            log_end_offset: g.i64(),
+            last_fetch_timestamp: if version >= 1 { g.i64() } else { -1 },
+            last_caught_up_timestamp: if version >= 1 { g.i64() } else { -1 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeTopicPartitionsRequest: versions 0.
@@ -86,6 +88,17 @@ impl Decode for DescribeTopicPartitionsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeTopicPartitionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: g.vec(|g| <TopicRequest as Sample>::sample(g, version)),
+            response_partition_limit: g.i32(),
+            cursor: g.option(|g| <Cursor as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicRequest: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicRequest {
@@ -107,6 +120,13 @@ impl Decode for TopicRequest {
         let this = Self { name: f_name };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { name: g.string() }
     }
 }
 
@@ -138,5 +158,15 @@ impl Decode for Cursor {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Cursor {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_index: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeTopicPartitionsResponse: versions 0.
@@ -75,6 +77,17 @@ impl Decode for DescribeTopicPartitionsResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeTopicPartitionsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(|g| <DescribeTopicPartitionsResponseTopic as Sample>::sample(g, version)),
+            next_cursor: g.option(|g| <Cursor as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -151,6 +164,21 @@ impl Decode for DescribeTopicPartitionsResponseTopic {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeTopicPartitionsResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            name: g.option(|g| g.string()),
+            topic_id: g.uuid(),
+            is_internal: g.bool(),
+            partitions: g
+                .vec(|g| <DescribeTopicPartitionsResponsePartition as Sample>::sample(g, version)),
+            topic_authorized_operations: g.i32(),
+        }
     }
 }
 
@@ -265,6 +293,23 @@ impl Decode for DescribeTopicPartitionsResponsePartition {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeTopicPartitionsResponsePartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            partition_index: g.i32(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            replica_nodes: g.vec(|g| g.i32()),
+            isr_nodes: g.vec(|g| g.i32()),
+            eligible_leader_replicas: g.option(|g| g.vec(|g| g.i32())),
+            last_known_elr: g.option(|g| g.vec(|g| g.i32())),
+            offline_replicas: g.vec(|g| g.i32()),
+        }
+    }
+}
+
 /// Cursor: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Cursor {
@@ -293,5 +338,15 @@ impl Decode for Cursor {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Cursor {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_index: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeTransactionsRequest: versions 0.
@@ -57,5 +59,14 @@ impl Decode for DescribeTransactionsRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeTransactionsRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            transactional_ids: g.vec(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeTransactionsResponse: versions 0.
@@ -62,6 +64,16 @@ impl Decode for DescribeTransactionsResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for DescribeTransactionsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            transaction_states: g.vec(|g| <TransactionState as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -129,6 +141,22 @@ impl Decode for TransactionState {
     }
 }
 
+#[cfg(test)]
+impl Sample for TransactionState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            transactional_id: g.string(),
+            transaction_state: g.string(),
+            transaction_timeout_ms: g.i32(),
+            transaction_start_time_ms: g.i64(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -160,5 +188,15 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeUserScramCredentialsRequest: versions 0.
@@ -71,6 +73,15 @@ impl Decode for DescribeUserScramCredentialsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeUserScramCredentialsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            users: g.option(|g| g.vec(|g| <UserName as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// UserName: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserName {
@@ -92,5 +103,12 @@ impl Decode for UserName {
         let this = Self { name: f_name };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UserName {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { name: g.string() }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// DescribeUserScramCredentialsResponse: versions 0.
@@ -93,6 +95,18 @@ impl Decode for DescribeUserScramCredentialsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeUserScramCredentialsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            results: g.vec(|g| <DescribeUserScramCredentialsResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// DescribeUserScramCredentialsResult: versions 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeUserScramCredentialsResult {
@@ -157,6 +171,18 @@ impl Decode for DescribeUserScramCredentialsResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribeUserScramCredentialsResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            user: g.string(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            credential_infos: g.vec(|g| <CredentialInfo as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// CredentialInfo: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CredentialInfo {
@@ -185,5 +211,15 @@ impl Decode for CredentialInfo {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CredentialInfo {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            mechanism: g.i8(),
+            iterations: g.i32(),
+        }
     }
 }

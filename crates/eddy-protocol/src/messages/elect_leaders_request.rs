@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ElectLeadersRequest: versions 0-2.
@@ -92,6 +94,18 @@ impl Decode for ElectLeadersRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ElectLeadersRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            election_type: if version >= 1 { g.i8() } else { 0 },
+            topic_partitions: g
+                .option(|g| g.vec(|g| <TopicPartitions as Sample>::sample(g, version))),
+            timeout_ms: g.i32(),
+        }
+    }
+}
+
 /// TopicPartitions: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicPartitions {
@@ -127,5 +141,15 @@ impl Decode for TopicPartitions {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicPartitions {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ElectLeadersResponse: versions 0-2.
@@ -77,6 +79,18 @@ impl Decode for ElectLeadersResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ElectLeadersResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: if version >= 1 { g.i16() } else { 0 },
+            replica_election_results: g
+                .vec(|g| <ReplicaElectionResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReplicaElectionResult: versions 0-2.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReplicaElectionResult {
@@ -114,6 +128,16 @@ impl Decode for ReplicaElectionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReplicaElectionResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partition_result: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -171,5 +195,16 @@ impl Decode for PartitionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_id: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EndQuorumEpochRequest: versions 0-1.
@@ -92,6 +94,21 @@ impl Decode for EndQuorumEpochRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for EndQuorumEpochRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+            leader_endpoints: if version >= 1 {
+                g.vec(|g| <LeaderEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -129,6 +146,16 @@ impl Decode for TopicData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -202,6 +229,27 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            preferred_successors: if version <= 0 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+            preferred_candidates: if version >= 1 {
+                g.vec(|g| <ReplicaInfo as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// ReplicaInfo: versions 1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReplicaInfo {
@@ -230,6 +278,16 @@ impl Decode for ReplicaInfo {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReplicaInfo {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            candidate_id: g.i32(),
+            candidate_directory_id: g.uuid(),
+        }
     }
 }
 
@@ -266,5 +324,16 @@ impl Decode for LeaderEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

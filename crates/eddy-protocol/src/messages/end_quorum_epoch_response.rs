@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EndQuorumEpochResponse: versions 0-1.
@@ -94,6 +96,21 @@ impl Decode for EndQuorumEpochResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for EndQuorumEpochResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+            node_endpoints: if version >= 1 {
+                g.vec(|g| <NodeEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -131,6 +148,16 @@ impl Decode for TopicData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -179,6 +206,18 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
+    }
+}
+
 /// NodeEndpoint: versions 1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEndpoint {
@@ -212,5 +251,16 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

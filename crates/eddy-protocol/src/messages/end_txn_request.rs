@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EndTxnRequest: versions 0-5.
@@ -71,5 +73,17 @@ impl Decode for EndTxnRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EndTxnRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            transactional_id: g.string(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+            committed: g.bool(),
+        }
     }
 }

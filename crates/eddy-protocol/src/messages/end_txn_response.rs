@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EndTxnResponse: versions 0-5.
@@ -86,5 +88,17 @@ impl Decode for EndTxnResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EndTxnResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            producer_id: if version >= 5 { g.i64() } else { -1 },
+            producer_epoch: if version >= 5 { g.i16() } else { -1 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EnvelopeRequest: versions 0.
@@ -79,5 +81,16 @@ impl Decode for EnvelopeRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EnvelopeRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            request_data: g.bytes(),
+            request_principal: g.option(|g| g.bytes()),
+            client_host_address: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// EnvelopeResponse: versions 0.
@@ -64,5 +66,15 @@ impl Decode for EnvelopeResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EnvelopeResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            response_data: g.option(|g| g.bytes()),
+            error_code: g.i16(),
+        }
     }
 }

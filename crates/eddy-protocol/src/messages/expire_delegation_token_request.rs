@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ExpireDelegationTokenRequest: versions 0-2.
@@ -61,5 +63,15 @@ impl Decode for ExpireDelegationTokenRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ExpireDelegationTokenRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            hmac: g.bytes(),
+            expiry_time_period_ms: g.i64(),
+        }
     }
 }

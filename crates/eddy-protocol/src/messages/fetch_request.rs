@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FetchRequest: versions 0-17.
@@ -205,6 +207,42 @@ impl Decode for FetchRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: if version >= 12 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            replica_id: if version <= 14 { g.i32() } else { -1 },
+            replica_state: if version >= 15 {
+                <ReplicaState as Sample>::sample(g, version)
+            } else {
+                ReplicaState::default()
+            },
+            max_wait_ms: g.i32(),
+            min_bytes: g.i32(),
+            max_bytes: if version >= 3 { g.i32() } else { 2147483647 },
+            isolation_level: if version >= 4 { g.i8() } else { 0 },
+            session_id: if version >= 7 { g.i32() } else { 0 },
+            session_epoch: if version >= 7 { g.i32() } else { -1 },
+            topics: g.vec(|g| <FetchTopic as Sample>::sample(g, version)),
+            forgotten_topics_data: if version >= 7 {
+                g.vec(|g| <ForgottenTopic as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            rack_id: if version >= 11 {
+                g.string()
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
 /// ReplicaState: versions 15-17.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaState {
@@ -242,6 +280,16 @@ impl Decode for ReplicaState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReplicaState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            replica_id: g.i32(),
+            replica_epoch: g.i64(),
+        }
     }
 }
 
@@ -299,6 +347,21 @@ impl Decode for FetchTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FetchTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: if version <= 12 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 13 { g.uuid() } else { Uuid::ZERO },
+            partitions: g.vec(|g| <FetchPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -397,6 +460,21 @@ impl Decode for FetchPartition {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            current_leader_epoch: if version >= 9 { g.i32() } else { -1 },
+            fetch_offset: g.i64(),
+            last_fetched_epoch: if version >= 12 { g.i32() } else { -1 },
+            log_start_offset: if version >= 5 { g.i64() } else { -1 },
+            partition_max_bytes: g.i32(),
+            replica_directory_id: if version >= 17 { g.uuid() } else { Uuid::ZERO },
+        }
+    }
+}
+
 /// ForgottenTopic: versions 7-17.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ForgottenTopic {
@@ -449,5 +527,20 @@ impl Decode for ForgottenTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ForgottenTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: if version <= 12 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 13 { g.uuid() } else { Uuid::ZERO },
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FetchResponse: versions 0-17.
@@ -110,6 +112,23 @@ impl Decode for FetchResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: if version >= 7 { g.i16() } else { 0 },
+            session_id: if version >= 7 { g.i32() } else { 0 },
+            responses: g.vec(|g| <FetchableTopicResponse as Sample>::sample(g, version)),
+            node_endpoints: if version >= 16 {
+                g.vec(|g| <NodeEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// FetchableTopicResponse: versions 0-17.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FetchableTopicResponse {
@@ -164,6 +183,21 @@ impl Decode for FetchableTopicResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FetchableTopicResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: if version <= 12 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 13 { g.uuid() } else { Uuid::ZERO },
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -336,6 +370,41 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            high_watermark: g.i64(),
+            last_stable_offset: if version >= 4 { g.i64() } else { -1 },
+            log_start_offset: if version >= 5 { g.i64() } else { -1 },
+            diverging_epoch: if version >= 12 {
+                <EpochEndOffset as Sample>::sample(g, version)
+            } else {
+                EpochEndOffset::default()
+            },
+            current_leader: if version >= 12 {
+                <LeaderIdAndEpoch as Sample>::sample(g, version)
+            } else {
+                LeaderIdAndEpoch::default()
+            },
+            snapshot_id: if version >= 12 {
+                <SnapshotId as Sample>::sample(g, version)
+            } else {
+                SnapshotId::default()
+            },
+            aborted_transactions: if version >= 4 {
+                g.option(|g| g.vec(|g| <AbortedTransaction as Sample>::sample(g, version)))
+            } else {
+                Some(Vec::new())
+            },
+            preferred_read_replica: if version >= 11 { g.i32() } else { -1 },
+            records: g.option(|g| g.bytes()),
+        }
+    }
+}
+
 /// EpochEndOffset: versions 12-17.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochEndOffset {
@@ -373,6 +442,16 @@ impl Decode for EpochEndOffset {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EpochEndOffset {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            epoch: g.i32(),
+            end_offset: g.i64(),
+        }
     }
 }
 
@@ -416,6 +495,16 @@ impl Decode for LeaderIdAndEpoch {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaderIdAndEpoch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
+    }
+}
+
 /// SnapshotId: versions 12-17.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
@@ -456,6 +545,16 @@ impl Decode for SnapshotId {
     }
 }
 
+#[cfg(test)]
+impl Sample for SnapshotId {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            end_offset: g.i64(),
+            epoch: g.i32(),
+        }
+    }
+}
+
 /// AbortedTransaction: versions 4-17.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AbortedTransaction {
@@ -488,6 +587,16 @@ impl Decode for AbortedTransaction {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AbortedTransaction {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            producer_id: g.i64(),
+            first_offset: g.i64(),
+        }
     }
 }
 
@@ -536,5 +645,17 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            rack: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FetchSnapshotRequest: versions 0-1.
@@ -106,6 +108,18 @@ impl Decode for FetchSnapshotRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchSnapshotRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            replica_id: g.i32(),
+            max_bytes: g.i32(),
+            topics: g.vec(|g| <TopicSnapshot as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicSnapshot: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicSnapshot {
@@ -139,6 +153,16 @@ impl Decode for TopicSnapshot {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicSnapshot {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <PartitionSnapshot as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -203,6 +227,19 @@ impl Decode for PartitionSnapshot {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionSnapshot {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            current_leader_epoch: g.i32(),
+            snapshot_id: <SnapshotId as Sample>::sample(g, version),
+            position: g.i64(),
+            replica_directory_id: if version >= 1 { g.uuid() } else { Uuid::ZERO },
+        }
+    }
+}
+
 /// SnapshotId: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SnapshotId {
@@ -231,5 +268,15 @@ impl Decode for SnapshotId {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SnapshotId {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            end_offset: g.i64(),
+            epoch: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FetchSnapshotResponse: versions 0-1.
@@ -93,6 +95,22 @@ impl Decode for FetchSnapshotResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchSnapshotResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            topics: g.vec(|g| <TopicSnapshot as Sample>::sample(g, version)),
+            node_endpoints: if version >= 1 {
+                g.vec(|g| <NodeEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicSnapshot: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicSnapshot {
@@ -126,6 +144,16 @@ impl Decode for TopicSnapshot {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicSnapshot {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <PartitionSnapshot as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -200,6 +228,21 @@ impl Decode for PartitionSnapshot {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionSnapshot {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            index: g.i32(),
+            error_code: g.i16(),
+            snapshot_id: <SnapshotId as Sample>::sample(g, version),
+            current_leader: <LeaderIdAndEpoch as Sample>::sample(g, version),
+            size: g.i64(),
+            position: g.i64(),
+            unaligned_records: g.bytes(),
+        }
+    }
+}
+
 /// SnapshotId: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SnapshotId {
@@ -231,6 +274,16 @@ impl Decode for SnapshotId {
     }
 }
 
+#[cfg(test)]
+impl Sample for SnapshotId {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            end_offset: g.i64(),
+            epoch: g.i32(),
+        }
+    }
+}
+
 /// LeaderIdAndEpoch: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderIdAndEpoch {
@@ -259,6 +312,16 @@ impl Decode for LeaderIdAndEpoch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderIdAndEpoch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
     }
 }
 
@@ -295,5 +358,16 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FindCoordinatorRequest: versions 0-6.
@@ -85,5 +87,24 @@ impl Decode for FindCoordinatorRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FindCoordinatorRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            key: if version <= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            key_type: if version >= 1 { g.i8() } else { 0 },
+            coordinator_keys: if version >= 4 {
+                g.vec(|g| g.string())
+            } else {
+                Vec::new()
+            },
+        }
     }
 }

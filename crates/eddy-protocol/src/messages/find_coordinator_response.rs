@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// FindCoordinatorResponse: versions 0-6.
@@ -141,6 +143,33 @@ impl Decode for FindCoordinatorResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for FindCoordinatorResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: if version <= 3 { g.i16() } else { 0 },
+            error_message: if (1..=3).contains(&version) {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+            node_id: if version <= 3 { g.i32() } else { 0 },
+            host: if version <= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            port: if version <= 3 { g.i32() } else { 0 },
+            coordinators: if version >= 4 {
+                g.vec(|g| <Coordinator as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// Coordinator: versions 4-6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coordinator {
@@ -209,5 +238,19 @@ impl Decode for Coordinator {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Coordinator {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            key: g.string(),
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// GetTelemetrySubscriptionsRequest: versions 0.
@@ -52,5 +54,14 @@ impl Decode for GetTelemetrySubscriptionsRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for GetTelemetrySubscriptionsRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            client_instance_id: g.uuid(),
+        }
     }
 }

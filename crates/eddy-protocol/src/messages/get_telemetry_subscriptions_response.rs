@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// GetTelemetrySubscriptionsResponse: versions 0.
@@ -101,5 +103,22 @@ impl Decode for GetTelemetrySubscriptionsResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for GetTelemetrySubscriptionsResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            client_instance_id: g.uuid(),
+            subscription_id: g.i32(),
+            accepted_compression_types: g.vec(|g| g.i8()),
+            push_interval_ms: g.i32(),
+            telemetry_max_bytes: g.i32(),
+            delta_temporality: g.bool(),
+            requested_metrics: g.vec(|g| g.string()),
+        }
     }
 }

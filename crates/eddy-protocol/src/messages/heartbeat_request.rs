@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// HeartbeatRequest: versions 0-4.
@@ -84,5 +86,21 @@ impl Decode for HeartbeatRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for HeartbeatRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            generation_id: g.i32(),
+            member_id: g.string(),
+            group_instance_id: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
     }
 }

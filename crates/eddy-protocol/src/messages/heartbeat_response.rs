@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// HeartbeatResponse: versions 0-4.
@@ -63,5 +65,15 @@ impl Decode for HeartbeatResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for HeartbeatResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: g.i16(),
+        }
     }
 }

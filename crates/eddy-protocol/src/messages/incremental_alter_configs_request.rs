@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// IncrementalAlterConfigsRequest: versions 0-1.
@@ -69,6 +71,16 @@ impl Decode for IncrementalAlterConfigsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for IncrementalAlterConfigsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resources: g.vec(|g| <AlterConfigsResource as Sample>::sample(g, version)),
+            validate_only: g.bool(),
+        }
+    }
+}
+
 /// AlterConfigsResource: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlterConfigsResource {
@@ -111,6 +123,17 @@ impl Decode for AlterConfigsResource {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterConfigsResource {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            resource_type: g.i8(),
+            resource_name: g.string(),
+            configs: g.vec(|g| <AlterableConfig as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -168,5 +191,16 @@ impl Decode for AlterableConfig {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AlterableConfig {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            config_operation: g.i8(),
+            value: g.option(|g| g.string()),
+        }
     }
 }

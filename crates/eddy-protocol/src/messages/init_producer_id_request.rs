@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// InitProducerIdRequest: versions 0-5.
@@ -93,5 +95,17 @@ impl Decode for InitProducerIdRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for InitProducerIdRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactional_id: g.option(|g| g.string()),
+            transaction_timeout_ms: g.i32(),
+            producer_id: if version >= 3 { g.i64() } else { -1 },
+            producer_epoch: if version >= 3 { g.i16() } else { -1 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// InitProducerIdResponse: versions 0-5.
@@ -82,5 +84,17 @@ impl Decode for InitProducerIdResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for InitProducerIdResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+        }
     }
 }

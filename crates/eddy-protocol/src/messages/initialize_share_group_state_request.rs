@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// InitializeShareGroupStateRequest: versions 0.
@@ -65,6 +67,16 @@ impl Decode for InitializeShareGroupStateRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for InitializeShareGroupStateRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <InitializeStateData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// InitializeStateData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct InitializeStateData {
@@ -101,6 +113,16 @@ impl Decode for InitializeStateData {
     }
 }
 
+#[cfg(test)]
+impl Sample for InitializeStateData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -134,5 +156,16 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            state_epoch: g.i32(),
+            start_offset: g.i64(),
+        }
     }
 }

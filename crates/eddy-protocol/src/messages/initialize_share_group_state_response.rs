@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// InitializeShareGroupStateResponse: versions 0.
@@ -58,6 +60,15 @@ impl Decode for InitializeShareGroupStateResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for InitializeShareGroupStateResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            results: g.vec(|g| <InitializeStateResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// InitializeStateResult: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct InitializeStateResult {
@@ -91,6 +102,16 @@ impl Decode for InitializeStateResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for InitializeStateResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -134,5 +155,16 @@ impl Decode for PartitionResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

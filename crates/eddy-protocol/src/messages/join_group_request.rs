@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// JoinGroupRequest: versions 0-9.
@@ -142,6 +144,30 @@ impl Decode for JoinGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for JoinGroupRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            session_timeout_ms: g.i32(),
+            rebalance_timeout_ms: if version >= 1 { g.i32() } else { -1 },
+            member_id: g.string(),
+            group_instance_id: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            protocol_type: g.string(),
+            protocols: g.vec(|g| <JoinGroupRequestProtocol as Sample>::sample(g, version)),
+            reason: if version >= 8 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
+    }
+}
+
 /// JoinGroupRequestProtocol: versions 0-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JoinGroupRequestProtocol {
@@ -174,5 +200,15 @@ impl Decode for JoinGroupRequestProtocol {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for JoinGroupRequestProtocol {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            metadata: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// JoinGroupResponse: versions 0-9.
@@ -152,6 +154,31 @@ impl Decode for JoinGroupResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for JoinGroupResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 2 { g.i32() } else { 0 },
+            error_code: g.i16(),
+            generation_id: g.i32(),
+            protocol_type: if version >= 7 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            protocol_name: if version >= 7 {
+                g.option(|g| g.string())
+            } else {
+                Some(g.string())
+            },
+            leader: g.string(),
+            skip_assignment: if version >= 9 { g.bool() } else { false },
+            member_id: g.string(),
+            members: g.vec(|g| <JoinGroupResponseMember as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// JoinGroupResponseMember: versions 0-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JoinGroupResponseMember {
@@ -202,5 +229,20 @@ impl Decode for JoinGroupResponseMember {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for JoinGroupResponseMember {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            group_instance_id: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            metadata: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// KRaftVersionRecord: versions 0.
@@ -54,5 +56,15 @@ impl Decode for KRaftVersionRecord {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for KRaftVersionRecord {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            version: g.i16(),
+            k_raft_version: g.i16(),
+        }
     }
 }

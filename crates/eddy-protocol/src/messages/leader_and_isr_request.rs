@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// LeaderAndIsrRequest: versions 0-7.
@@ -142,6 +144,30 @@ impl Decode for LeaderAndIsrRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaderAndIsrRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            controller_id: g.i32(),
+            is_k_raft_controller: if version >= 7 { g.bool() } else { false },
+            controller_epoch: g.i32(),
+            broker_epoch: if version >= 2 { g.i64() } else { -1 },
+            type_: if version >= 5 { g.i8() } else { 0 },
+            ungrouped_partition_states: if version <= 1 {
+                g.vec(|g| <LeaderAndIsrPartitionState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topic_states: if version >= 2 {
+                g.vec(|g| <LeaderAndIsrTopicState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            live_leaders: g.vec(|g| <LeaderAndIsrLiveLeader as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// LeaderAndIsrTopicState: versions 2-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderAndIsrTopicState {
@@ -193,6 +219,17 @@ impl Decode for LeaderAndIsrTopicState {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaderAndIsrTopicState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            topic_id: if version >= 5 { g.uuid() } else { Uuid::ZERO },
+            partition_states: g.vec(|g| <LeaderAndIsrPartitionState as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// LeaderAndIsrLiveLeader: versions 0-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderAndIsrLiveLeader {
@@ -230,6 +267,17 @@ impl Decode for LeaderAndIsrLiveLeader {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderAndIsrLiveLeader {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            broker_id: g.i32(),
+            host_name: g.string(),
+            port: g.i32(),
+        }
     }
 }
 
@@ -349,5 +397,37 @@ impl Decode for LeaderAndIsrPartitionState {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderAndIsrPartitionState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: if version <= 1 {
+                g.string()
+            } else {
+                String::new()
+            },
+            partition_index: g.i32(),
+            controller_epoch: g.i32(),
+            leader: g.i32(),
+            leader_epoch: g.i32(),
+            isr: g.vec(|g| g.i32()),
+            partition_epoch: g.i32(),
+            replicas: g.vec(|g| g.i32()),
+            adding_replicas: if version >= 3 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+            removing_replicas: if version >= 3 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+            is_new: if version >= 1 { g.bool() } else { false },
+            leader_recovery_state: if version >= 6 { g.i8() } else { 0 },
+        }
     }
 }

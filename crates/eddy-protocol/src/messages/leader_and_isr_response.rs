@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// LeaderAndIsrResponse: versions 0-7.
@@ -91,6 +93,25 @@ impl Decode for LeaderAndIsrResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaderAndIsrResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            partition_errors: if version <= 4 {
+                g.vec(|g| <LeaderAndIsrPartitionError as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topics: if version >= 5 {
+                g.vec(|g| <LeaderAndIsrTopicError as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// LeaderAndIsrTopicError: versions 5-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderAndIsrTopicError {
@@ -124,6 +145,16 @@ impl Decode for LeaderAndIsrTopicError {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderAndIsrTopicError {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partition_errors: g.vec(|g| <LeaderAndIsrPartitionError as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -170,5 +201,20 @@ impl Decode for LeaderAndIsrPartitionError {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderAndIsrPartitionError {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: if version <= 4 {
+                g.string()
+            } else {
+                String::new()
+            },
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

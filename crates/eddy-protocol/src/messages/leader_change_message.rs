@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// LeaderChangeMessage: versions 0-1.
@@ -74,6 +76,18 @@ impl Decode for LeaderChangeMessage {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaderChangeMessage {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            version: g.i16(),
+            leader_id: g.i32(),
+            voters: g.vec(|g| <Voter as Sample>::sample(g, version)),
+            granting_voters: g.vec(|g| <Voter as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Voter: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Voter {
@@ -108,5 +122,15 @@ impl Decode for Voter {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Voter {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            voter_id: g.i32(),
+            voter_directory_id: if version >= 1 { g.uuid() } else { Uuid::ZERO },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// LeaveGroupRequest: versions 0-5.
@@ -86,6 +88,25 @@ impl Decode for LeaveGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaveGroupRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            member_id: if version <= 2 {
+                g.string()
+            } else {
+                String::new()
+            },
+            members: if version >= 3 {
+                g.vec(|g| <MemberIdentity as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// MemberIdentity: versions 3-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MemberIdentity {
@@ -143,5 +164,20 @@ impl Decode for MemberIdentity {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for MemberIdentity {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            group_instance_id: g.option(|g| g.string()),
+            reason: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
     }
 }

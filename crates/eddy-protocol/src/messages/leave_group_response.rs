@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// LeaveGroupResponse: versions 0-5.
@@ -82,6 +84,21 @@ impl Decode for LeaveGroupResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for LeaveGroupResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: g.i16(),
+            members: if version >= 3 {
+                g.vec(|g| <MemberResponse as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// MemberResponse: versions 3-5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberResponse {
@@ -136,5 +153,16 @@ impl Decode for MemberResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for MemberResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            group_instance_id: g.option(|g| g.string()),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListClientMetricsResourcesRequest: versions 0.
@@ -45,5 +47,12 @@ impl Decode for ListClientMetricsResourcesRequest {
         let this = Self {};
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListClientMetricsResourcesRequest {
+    fn sample(_g: &mut Gen, _version: i16) -> Self {
+        Self {}
     }
 }

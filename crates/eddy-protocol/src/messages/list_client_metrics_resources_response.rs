@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListClientMetricsResourcesResponse: versions 0.
@@ -70,6 +72,18 @@ impl Decode for ListClientMetricsResourcesResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListClientMetricsResourcesResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            client_metrics_resources: g
+                .vec(|g| <ClientMetricsResource as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ClientMetricsResource: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ClientMetricsResource {
@@ -91,5 +105,12 @@ impl Decode for ClientMetricsResource {
         let this = Self { name: f_name };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ClientMetricsResource {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { name: g.string() }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListGroupsRequest: versions 0-5.
@@ -83,5 +85,23 @@ impl Decode for ListGroupsRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListGroupsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            states_filter: if version >= 4 {
+                g.vec(|g| g.string())
+            } else {
+                Vec::new()
+            },
+            types_filter: if version >= 5 {
+                g.vec(|g| g.string())
+            } else {
+                Vec::new()
+            },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListGroupsResponse: versions 0-5.
@@ -76,6 +78,17 @@ impl Decode for ListGroupsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListGroupsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: g.i16(),
+            groups: g.vec(|g| <ListedGroup as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ListedGroup: versions 0-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListedGroup {
@@ -130,5 +143,25 @@ impl Decode for ListedGroup {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListedGroup {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            protocol_type: g.string(),
+            group_state: if version >= 4 {
+                g.string()
+            } else {
+                String::new()
+            },
+            group_type: if version >= 5 {
+                g.string()
+            } else {
+                String::new()
+            },
+        }
     }
 }

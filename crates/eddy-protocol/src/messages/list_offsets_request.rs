@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListOffsetsRequest: versions 0-10.
@@ -83,6 +85,18 @@ impl Decode for ListOffsetsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListOffsetsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            replica_id: g.i32(),
+            isolation_level: if version >= 2 { g.i8() } else { 0 },
+            topics: g.vec(|g| <ListOffsetsTopic as Sample>::sample(g, version)),
+            timeout_ms: if version >= 10 { g.i32() } else { 0 },
+        }
+    }
+}
+
 /// ListOffsetsTopic: versions 0-10.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsTopic {
@@ -120,6 +134,16 @@ impl Decode for ListOffsetsTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListOffsetsTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <ListOffsetsPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -180,5 +204,17 @@ impl Decode for ListOffsetsPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListOffsetsPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            current_leader_epoch: if version >= 4 { g.i32() } else { -1 },
+            timestamp: g.i64(),
+            max_num_offsets: if version <= 0 { g.i32() } else { 1 },
+        }
     }
 }

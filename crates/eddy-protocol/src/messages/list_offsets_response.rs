@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListOffsetsResponse: versions 0-10.
@@ -71,6 +73,16 @@ impl Decode for ListOffsetsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListOffsetsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 2 { g.i32() } else { 0 },
+            topics: g.vec(|g| <ListOffsetsTopicResponse as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ListOffsetsTopicResponse: versions 0-10.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsTopicResponse {
@@ -108,6 +120,16 @@ impl Decode for ListOffsetsTopicResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListOffsetsTopicResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <ListOffsetsPartitionResponse as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -191,5 +213,23 @@ impl Decode for ListOffsetsPartitionResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListOffsetsPartitionResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            old_style_offsets: if version <= 0 {
+                g.vec(|g| g.i64())
+            } else {
+                Vec::new()
+            },
+            timestamp: if version >= 1 { g.i64() } else { -1 },
+            offset: if version >= 1 { g.i64() } else { -1 },
+            leader_epoch: if version >= 4 { g.i32() } else { -1 },
+        }
     }
 }

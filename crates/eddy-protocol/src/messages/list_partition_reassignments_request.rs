@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListPartitionReassignmentsRequest: versions 0.
@@ -81,6 +83,18 @@ impl Decode for ListPartitionReassignmentsRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListPartitionReassignmentsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            timeout_ms: g.i32(),
+            topics: g.option(|g| {
+                g.vec(|g| <ListPartitionReassignmentsTopics as Sample>::sample(g, version))
+            }),
+        }
+    }
+}
+
 /// ListPartitionReassignmentsTopics: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListPartitionReassignmentsTopics {
@@ -112,5 +126,15 @@ impl Decode for ListPartitionReassignmentsTopics {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListPartitionReassignmentsTopics {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
     }
 }

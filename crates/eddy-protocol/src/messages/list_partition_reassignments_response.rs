@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListPartitionReassignmentsResponse: versions 0.
@@ -93,6 +95,18 @@ impl Decode for ListPartitionReassignmentsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListPartitionReassignmentsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            topics: g.vec(|g| <OngoingTopicReassignment as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OngoingTopicReassignment: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OngoingTopicReassignment {
@@ -126,6 +140,16 @@ impl Decode for OngoingTopicReassignment {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OngoingTopicReassignment {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OngoingPartitionReassignment as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -176,5 +200,17 @@ impl Decode for OngoingPartitionReassignment {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OngoingPartitionReassignment {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            replicas: g.vec(|g| g.i32()),
+            adding_replicas: g.vec(|g| g.i32()),
+            removing_replicas: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListTransactionsRequest: versions 0-1.
@@ -82,5 +84,16 @@ impl Decode for ListTransactionsRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ListTransactionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            state_filters: g.vec(|g| g.string()),
+            producer_id_filters: g.vec(|g| g.i64()),
+            duration_filter: if version >= 1 { g.i64() } else { -1 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ListTransactionsResponse: versions 0-1.
@@ -80,6 +82,18 @@ impl Decode for ListTransactionsResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ListTransactionsResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            unknown_state_filters: g.vec(|g| g.string()),
+            transaction_states: g.vec(|g| <TransactionState as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TransactionState: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TransactionState {
@@ -113,5 +127,16 @@ impl Decode for TransactionState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TransactionState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            transactional_id: g.string(),
+            producer_id: g.i64(),
+            transaction_state: g.string(),
+        }
     }
 }

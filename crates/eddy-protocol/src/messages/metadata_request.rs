@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// MetadataRequest: versions 0-12.
@@ -118,6 +120,26 @@ impl Decode for MetadataRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for MetadataRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topics: if version >= 1 {
+                g.option(|g| g.vec(|g| <MetadataRequestTopic as Sample>::sample(g, version)))
+            } else {
+                Some(g.vec(|g| <MetadataRequestTopic as Sample>::sample(g, version)))
+            },
+            allow_auto_topic_creation: if version >= 4 { g.bool() } else { true },
+            include_cluster_authorized_operations: if (8..=10).contains(&version) {
+                g.bool()
+            } else {
+                false
+            },
+            include_topic_authorized_operations: if version >= 8 { g.bool() } else { false },
+        }
+    }
+}
+
 /// MetadataRequestTopic: versions 0-12.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequestTopic {
@@ -180,5 +202,19 @@ impl Decode for MetadataRequestTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for MetadataRequestTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: if version >= 10 { g.uuid() } else { Uuid::ZERO },
+            name: if version >= 10 {
+                g.option(|g| g.string())
+            } else {
+                Some(g.string())
+            },
+        }
     }
 }

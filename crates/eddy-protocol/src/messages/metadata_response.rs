@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// MetadataResponse: versions 0-12.
@@ -130,6 +132,28 @@ impl Decode for MetadataResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for MetadataResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 3 { g.i32() } else { 0 },
+            brokers: g.vec(|g| <MetadataResponseBroker as Sample>::sample(g, version)),
+            cluster_id: if version >= 2 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            controller_id: if version >= 1 { g.i32() } else { -1 },
+            topics: g.vec(|g| <MetadataResponseTopic as Sample>::sample(g, version)),
+            cluster_authorized_operations: if (8..=10).contains(&version) {
+                g.i32()
+            } else {
+                -2147483648
+            },
+        }
+    }
+}
+
 /// MetadataResponseBroker: versions 0-12.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetadataResponseBroker {
@@ -185,6 +209,22 @@ impl Decode for MetadataResponseBroker {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for MetadataResponseBroker {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            rack: if version >= 1 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+        }
     }
 }
 
@@ -290,6 +330,24 @@ impl Decode for MetadataResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for MetadataResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            name: if version >= 12 {
+                g.option(|g| g.string())
+            } else {
+                Some(g.string())
+            },
+            topic_id: if version >= 10 { g.uuid() } else { Uuid::ZERO },
+            is_internal: if version >= 1 { g.bool() } else { false },
+            partitions: g.vec(|g| <MetadataResponsePartition as Sample>::sample(g, version)),
+            topic_authorized_operations: if version >= 8 { g.i32() } else { -2147483648 },
+        }
+    }
+}
+
 /// MetadataResponsePartition: versions 0-12.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponsePartition {
@@ -378,5 +436,24 @@ impl Decode for MetadataResponsePartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for MetadataResponsePartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            partition_index: g.i32(),
+            leader_id: g.i32(),
+            leader_epoch: if version >= 7 { g.i32() } else { -1 },
+            replica_nodes: g.vec(|g| g.i32()),
+            isr_nodes: g.vec(|g| g.i32()),
+            offline_replicas: if version >= 5 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+        }
     }
 }

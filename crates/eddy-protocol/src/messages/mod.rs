@@ -3498,3 +3498,1180 @@ impl RequestKind {
         self.encode(buf, version)
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::testing::{Gen, Sample};
+
+    /// Samples of every version round-trip exactly, consume all their bytes,
+    /// and every strict prefix of their encoding fails to decode.
+    /// With `EDDY_SAMPLE_DUMP=<file>`, the encoded samples are appended to that
+    /// file as `<message> <version> <hex>` lines, for cross-checking with other
+    /// implementations.
+    fn check<T: Sample + Encode + Decode + PartialEq + std::fmt::Debug>(
+        name: &str,
+        min: i16,
+        max: i16,
+        g: &mut Gen,
+    ) {
+        let mut dump = std::env::var_os("EDDY_SAMPLE_DUMP").map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("open dump file")
+        });
+        let mut tame = Gen::tame(7);
+        for version in min..=max {
+            for i in 0..16 {
+                let x = if i % 2 == 0 {
+                    T::sample(g, version)
+                } else {
+                    T::sample(&mut tame, version)
+                };
+                let mut w = WriteBuf::new();
+                x.encode(&mut w, version).expect("encode");
+                let bytes = w.into_bytes();
+                if let (Some(f), 1) = (dump.as_mut(), i % 2) {
+                    use std::io::Write;
+                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    writeln!(f, "{name} {version} {hex}").expect("write dump");
+                }
+                let mut b = bytes.clone();
+                let y = T::decode(&mut b, version).expect("decode");
+                assert_eq!(x, y, "version {version}");
+                assert!(b.is_empty(), "trailing bytes at version {version}");
+                if bytes.len() < 600 {
+                    for n in 0..bytes.len() {
+                        assert!(
+                            T::decode(&mut bytes.slice(..n), version).is_err(),
+                            "prefix {n} of version {version}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(T::decode(&mut Bytes::new(), max.saturating_add(1)).is_err() || max == i16::MAX);
+    }
+
+    #[test]
+    fn round_trip_every_message_and_version() {
+        let mut g = Gen::new(42);
+        check::<AddOffsetsToTxnRequest>(
+            "AddOffsetsToTxnRequest",
+            AddOffsetsToTxnRequest::MIN_VERSION,
+            AddOffsetsToTxnRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AddOffsetsToTxnResponse>(
+            "AddOffsetsToTxnResponse",
+            AddOffsetsToTxnResponse::MIN_VERSION,
+            AddOffsetsToTxnResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AddPartitionsToTxnRequest>(
+            "AddPartitionsToTxnRequest",
+            AddPartitionsToTxnRequest::MIN_VERSION,
+            AddPartitionsToTxnRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AddPartitionsToTxnResponse>(
+            "AddPartitionsToTxnResponse",
+            AddPartitionsToTxnResponse::MIN_VERSION,
+            AddPartitionsToTxnResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AddRaftVoterRequest>(
+            "AddRaftVoterRequest",
+            AddRaftVoterRequest::MIN_VERSION,
+            AddRaftVoterRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AddRaftVoterResponse>(
+            "AddRaftVoterResponse",
+            AddRaftVoterResponse::MIN_VERSION,
+            AddRaftVoterResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AllocateProducerIdsRequest>(
+            "AllocateProducerIdsRequest",
+            AllocateProducerIdsRequest::MIN_VERSION,
+            AllocateProducerIdsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AllocateProducerIdsResponse>(
+            "AllocateProducerIdsResponse",
+            AllocateProducerIdsResponse::MIN_VERSION,
+            AllocateProducerIdsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterClientQuotasRequest>(
+            "AlterClientQuotasRequest",
+            AlterClientQuotasRequest::MIN_VERSION,
+            AlterClientQuotasRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterClientQuotasResponse>(
+            "AlterClientQuotasResponse",
+            AlterClientQuotasResponse::MIN_VERSION,
+            AlterClientQuotasResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterConfigsRequest>(
+            "AlterConfigsRequest",
+            AlterConfigsRequest::MIN_VERSION,
+            AlterConfigsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterConfigsResponse>(
+            "AlterConfigsResponse",
+            AlterConfigsResponse::MIN_VERSION,
+            AlterConfigsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterPartitionReassignmentsRequest>(
+            "AlterPartitionReassignmentsRequest",
+            AlterPartitionReassignmentsRequest::MIN_VERSION,
+            AlterPartitionReassignmentsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterPartitionReassignmentsResponse>(
+            "AlterPartitionReassignmentsResponse",
+            AlterPartitionReassignmentsResponse::MIN_VERSION,
+            AlterPartitionReassignmentsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterPartitionRequest>(
+            "AlterPartitionRequest",
+            AlterPartitionRequest::MIN_VERSION,
+            AlterPartitionRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterPartitionResponse>(
+            "AlterPartitionResponse",
+            AlterPartitionResponse::MIN_VERSION,
+            AlterPartitionResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterReplicaLogDirsRequest>(
+            "AlterReplicaLogDirsRequest",
+            AlterReplicaLogDirsRequest::MIN_VERSION,
+            AlterReplicaLogDirsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterReplicaLogDirsResponse>(
+            "AlterReplicaLogDirsResponse",
+            AlterReplicaLogDirsResponse::MIN_VERSION,
+            AlterReplicaLogDirsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterUserScramCredentialsRequest>(
+            "AlterUserScramCredentialsRequest",
+            AlterUserScramCredentialsRequest::MIN_VERSION,
+            AlterUserScramCredentialsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AlterUserScramCredentialsResponse>(
+            "AlterUserScramCredentialsResponse",
+            AlterUserScramCredentialsResponse::MIN_VERSION,
+            AlterUserScramCredentialsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ApiVersionsRequest>(
+            "ApiVersionsRequest",
+            ApiVersionsRequest::MIN_VERSION,
+            ApiVersionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ApiVersionsResponse>(
+            "ApiVersionsResponse",
+            ApiVersionsResponse::MIN_VERSION,
+            ApiVersionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<AssignReplicasToDirsRequest>(
+            "AssignReplicasToDirsRequest",
+            AssignReplicasToDirsRequest::MIN_VERSION,
+            AssignReplicasToDirsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<AssignReplicasToDirsResponse>(
+            "AssignReplicasToDirsResponse",
+            AssignReplicasToDirsResponse::MIN_VERSION,
+            AssignReplicasToDirsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<BeginQuorumEpochRequest>(
+            "BeginQuorumEpochRequest",
+            BeginQuorumEpochRequest::MIN_VERSION,
+            BeginQuorumEpochRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<BeginQuorumEpochResponse>(
+            "BeginQuorumEpochResponse",
+            BeginQuorumEpochResponse::MIN_VERSION,
+            BeginQuorumEpochResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<BrokerHeartbeatRequest>(
+            "BrokerHeartbeatRequest",
+            BrokerHeartbeatRequest::MIN_VERSION,
+            BrokerHeartbeatRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<BrokerHeartbeatResponse>(
+            "BrokerHeartbeatResponse",
+            BrokerHeartbeatResponse::MIN_VERSION,
+            BrokerHeartbeatResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<BrokerRegistrationRequest>(
+            "BrokerRegistrationRequest",
+            BrokerRegistrationRequest::MIN_VERSION,
+            BrokerRegistrationRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<BrokerRegistrationResponse>(
+            "BrokerRegistrationResponse",
+            BrokerRegistrationResponse::MIN_VERSION,
+            BrokerRegistrationResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerGroupDescribeRequest>(
+            "ConsumerGroupDescribeRequest",
+            ConsumerGroupDescribeRequest::MIN_VERSION,
+            ConsumerGroupDescribeRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerGroupDescribeResponse>(
+            "ConsumerGroupDescribeResponse",
+            ConsumerGroupDescribeResponse::MIN_VERSION,
+            ConsumerGroupDescribeResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerGroupHeartbeatRequest>(
+            "ConsumerGroupHeartbeatRequest",
+            ConsumerGroupHeartbeatRequest::MIN_VERSION,
+            ConsumerGroupHeartbeatRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerGroupHeartbeatResponse>(
+            "ConsumerGroupHeartbeatResponse",
+            ConsumerGroupHeartbeatResponse::MIN_VERSION,
+            ConsumerGroupHeartbeatResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerProtocolAssignment>(
+            "ConsumerProtocolAssignment",
+            ConsumerProtocolAssignment::MIN_VERSION,
+            ConsumerProtocolAssignment::MAX_VERSION,
+            &mut g,
+        );
+        check::<ConsumerProtocolSubscription>(
+            "ConsumerProtocolSubscription",
+            ConsumerProtocolSubscription::MIN_VERSION,
+            ConsumerProtocolSubscription::MAX_VERSION,
+            &mut g,
+        );
+        check::<ControlledShutdownRequest>(
+            "ControlledShutdownRequest",
+            ControlledShutdownRequest::MIN_VERSION,
+            ControlledShutdownRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ControlledShutdownResponse>(
+            "ControlledShutdownResponse",
+            ControlledShutdownResponse::MIN_VERSION,
+            ControlledShutdownResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ControllerRegistrationRequest>(
+            "ControllerRegistrationRequest",
+            ControllerRegistrationRequest::MIN_VERSION,
+            ControllerRegistrationRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ControllerRegistrationResponse>(
+            "ControllerRegistrationResponse",
+            ControllerRegistrationResponse::MIN_VERSION,
+            ControllerRegistrationResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateAclsRequest>(
+            "CreateAclsRequest",
+            CreateAclsRequest::MIN_VERSION,
+            CreateAclsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateAclsResponse>(
+            "CreateAclsResponse",
+            CreateAclsResponse::MIN_VERSION,
+            CreateAclsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateDelegationTokenRequest>(
+            "CreateDelegationTokenRequest",
+            CreateDelegationTokenRequest::MIN_VERSION,
+            CreateDelegationTokenRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateDelegationTokenResponse>(
+            "CreateDelegationTokenResponse",
+            CreateDelegationTokenResponse::MIN_VERSION,
+            CreateDelegationTokenResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreatePartitionsRequest>(
+            "CreatePartitionsRequest",
+            CreatePartitionsRequest::MIN_VERSION,
+            CreatePartitionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreatePartitionsResponse>(
+            "CreatePartitionsResponse",
+            CreatePartitionsResponse::MIN_VERSION,
+            CreatePartitionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateTopicsRequest>(
+            "CreateTopicsRequest",
+            CreateTopicsRequest::MIN_VERSION,
+            CreateTopicsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<CreateTopicsResponse>(
+            "CreateTopicsResponse",
+            CreateTopicsResponse::MIN_VERSION,
+            CreateTopicsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DefaultPrincipalData>(
+            "DefaultPrincipalData",
+            DefaultPrincipalData::MIN_VERSION,
+            DefaultPrincipalData::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteAclsRequest>(
+            "DeleteAclsRequest",
+            DeleteAclsRequest::MIN_VERSION,
+            DeleteAclsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteAclsResponse>(
+            "DeleteAclsResponse",
+            DeleteAclsResponse::MIN_VERSION,
+            DeleteAclsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteGroupsRequest>(
+            "DeleteGroupsRequest",
+            DeleteGroupsRequest::MIN_VERSION,
+            DeleteGroupsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteGroupsResponse>(
+            "DeleteGroupsResponse",
+            DeleteGroupsResponse::MIN_VERSION,
+            DeleteGroupsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteRecordsRequest>(
+            "DeleteRecordsRequest",
+            DeleteRecordsRequest::MIN_VERSION,
+            DeleteRecordsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteRecordsResponse>(
+            "DeleteRecordsResponse",
+            DeleteRecordsResponse::MIN_VERSION,
+            DeleteRecordsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteShareGroupStateRequest>(
+            "DeleteShareGroupStateRequest",
+            DeleteShareGroupStateRequest::MIN_VERSION,
+            DeleteShareGroupStateRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteShareGroupStateResponse>(
+            "DeleteShareGroupStateResponse",
+            DeleteShareGroupStateResponse::MIN_VERSION,
+            DeleteShareGroupStateResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteTopicsRequest>(
+            "DeleteTopicsRequest",
+            DeleteTopicsRequest::MIN_VERSION,
+            DeleteTopicsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DeleteTopicsResponse>(
+            "DeleteTopicsResponse",
+            DeleteTopicsResponse::MIN_VERSION,
+            DeleteTopicsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeAclsRequest>(
+            "DescribeAclsRequest",
+            DescribeAclsRequest::MIN_VERSION,
+            DescribeAclsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeAclsResponse>(
+            "DescribeAclsResponse",
+            DescribeAclsResponse::MIN_VERSION,
+            DescribeAclsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeClientQuotasRequest>(
+            "DescribeClientQuotasRequest",
+            DescribeClientQuotasRequest::MIN_VERSION,
+            DescribeClientQuotasRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeClientQuotasResponse>(
+            "DescribeClientQuotasResponse",
+            DescribeClientQuotasResponse::MIN_VERSION,
+            DescribeClientQuotasResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeClusterRequest>(
+            "DescribeClusterRequest",
+            DescribeClusterRequest::MIN_VERSION,
+            DescribeClusterRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeClusterResponse>(
+            "DescribeClusterResponse",
+            DescribeClusterResponse::MIN_VERSION,
+            DescribeClusterResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeConfigsRequest>(
+            "DescribeConfigsRequest",
+            DescribeConfigsRequest::MIN_VERSION,
+            DescribeConfigsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeConfigsResponse>(
+            "DescribeConfigsResponse",
+            DescribeConfigsResponse::MIN_VERSION,
+            DescribeConfigsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeDelegationTokenRequest>(
+            "DescribeDelegationTokenRequest",
+            DescribeDelegationTokenRequest::MIN_VERSION,
+            DescribeDelegationTokenRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeDelegationTokenResponse>(
+            "DescribeDelegationTokenResponse",
+            DescribeDelegationTokenResponse::MIN_VERSION,
+            DescribeDelegationTokenResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeGroupsRequest>(
+            "DescribeGroupsRequest",
+            DescribeGroupsRequest::MIN_VERSION,
+            DescribeGroupsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeGroupsResponse>(
+            "DescribeGroupsResponse",
+            DescribeGroupsResponse::MIN_VERSION,
+            DescribeGroupsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeLogDirsRequest>(
+            "DescribeLogDirsRequest",
+            DescribeLogDirsRequest::MIN_VERSION,
+            DescribeLogDirsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeLogDirsResponse>(
+            "DescribeLogDirsResponse",
+            DescribeLogDirsResponse::MIN_VERSION,
+            DescribeLogDirsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeProducersRequest>(
+            "DescribeProducersRequest",
+            DescribeProducersRequest::MIN_VERSION,
+            DescribeProducersRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeProducersResponse>(
+            "DescribeProducersResponse",
+            DescribeProducersResponse::MIN_VERSION,
+            DescribeProducersResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeQuorumRequest>(
+            "DescribeQuorumRequest",
+            DescribeQuorumRequest::MIN_VERSION,
+            DescribeQuorumRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeQuorumResponse>(
+            "DescribeQuorumResponse",
+            DescribeQuorumResponse::MIN_VERSION,
+            DescribeQuorumResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeTopicPartitionsRequest>(
+            "DescribeTopicPartitionsRequest",
+            DescribeTopicPartitionsRequest::MIN_VERSION,
+            DescribeTopicPartitionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeTopicPartitionsResponse>(
+            "DescribeTopicPartitionsResponse",
+            DescribeTopicPartitionsResponse::MIN_VERSION,
+            DescribeTopicPartitionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeTransactionsRequest>(
+            "DescribeTransactionsRequest",
+            DescribeTransactionsRequest::MIN_VERSION,
+            DescribeTransactionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeTransactionsResponse>(
+            "DescribeTransactionsResponse",
+            DescribeTransactionsResponse::MIN_VERSION,
+            DescribeTransactionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeUserScramCredentialsRequest>(
+            "DescribeUserScramCredentialsRequest",
+            DescribeUserScramCredentialsRequest::MIN_VERSION,
+            DescribeUserScramCredentialsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<DescribeUserScramCredentialsResponse>(
+            "DescribeUserScramCredentialsResponse",
+            DescribeUserScramCredentialsResponse::MIN_VERSION,
+            DescribeUserScramCredentialsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ElectLeadersRequest>(
+            "ElectLeadersRequest",
+            ElectLeadersRequest::MIN_VERSION,
+            ElectLeadersRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ElectLeadersResponse>(
+            "ElectLeadersResponse",
+            ElectLeadersResponse::MIN_VERSION,
+            ElectLeadersResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<EndQuorumEpochRequest>(
+            "EndQuorumEpochRequest",
+            EndQuorumEpochRequest::MIN_VERSION,
+            EndQuorumEpochRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<EndQuorumEpochResponse>(
+            "EndQuorumEpochResponse",
+            EndQuorumEpochResponse::MIN_VERSION,
+            EndQuorumEpochResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<EndTxnRequest>(
+            "EndTxnRequest",
+            EndTxnRequest::MIN_VERSION,
+            EndTxnRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<EndTxnResponse>(
+            "EndTxnResponse",
+            EndTxnResponse::MIN_VERSION,
+            EndTxnResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<EnvelopeRequest>(
+            "EnvelopeRequest",
+            EnvelopeRequest::MIN_VERSION,
+            EnvelopeRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<EnvelopeResponse>(
+            "EnvelopeResponse",
+            EnvelopeResponse::MIN_VERSION,
+            EnvelopeResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ExpireDelegationTokenRequest>(
+            "ExpireDelegationTokenRequest",
+            ExpireDelegationTokenRequest::MIN_VERSION,
+            ExpireDelegationTokenRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ExpireDelegationTokenResponse>(
+            "ExpireDelegationTokenResponse",
+            ExpireDelegationTokenResponse::MIN_VERSION,
+            ExpireDelegationTokenResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<FetchRequest>(
+            "FetchRequest",
+            FetchRequest::MIN_VERSION,
+            FetchRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<FetchResponse>(
+            "FetchResponse",
+            FetchResponse::MIN_VERSION,
+            FetchResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<FetchSnapshotRequest>(
+            "FetchSnapshotRequest",
+            FetchSnapshotRequest::MIN_VERSION,
+            FetchSnapshotRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<FetchSnapshotResponse>(
+            "FetchSnapshotResponse",
+            FetchSnapshotResponse::MIN_VERSION,
+            FetchSnapshotResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<FindCoordinatorRequest>(
+            "FindCoordinatorRequest",
+            FindCoordinatorRequest::MIN_VERSION,
+            FindCoordinatorRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<FindCoordinatorResponse>(
+            "FindCoordinatorResponse",
+            FindCoordinatorResponse::MIN_VERSION,
+            FindCoordinatorResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<GetTelemetrySubscriptionsRequest>(
+            "GetTelemetrySubscriptionsRequest",
+            GetTelemetrySubscriptionsRequest::MIN_VERSION,
+            GetTelemetrySubscriptionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<GetTelemetrySubscriptionsResponse>(
+            "GetTelemetrySubscriptionsResponse",
+            GetTelemetrySubscriptionsResponse::MIN_VERSION,
+            GetTelemetrySubscriptionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<HeartbeatRequest>(
+            "HeartbeatRequest",
+            HeartbeatRequest::MIN_VERSION,
+            HeartbeatRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<HeartbeatResponse>(
+            "HeartbeatResponse",
+            HeartbeatResponse::MIN_VERSION,
+            HeartbeatResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<IncrementalAlterConfigsRequest>(
+            "IncrementalAlterConfigsRequest",
+            IncrementalAlterConfigsRequest::MIN_VERSION,
+            IncrementalAlterConfigsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<IncrementalAlterConfigsResponse>(
+            "IncrementalAlterConfigsResponse",
+            IncrementalAlterConfigsResponse::MIN_VERSION,
+            IncrementalAlterConfigsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<InitProducerIdRequest>(
+            "InitProducerIdRequest",
+            InitProducerIdRequest::MIN_VERSION,
+            InitProducerIdRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<InitProducerIdResponse>(
+            "InitProducerIdResponse",
+            InitProducerIdResponse::MIN_VERSION,
+            InitProducerIdResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<InitializeShareGroupStateRequest>(
+            "InitializeShareGroupStateRequest",
+            InitializeShareGroupStateRequest::MIN_VERSION,
+            InitializeShareGroupStateRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<InitializeShareGroupStateResponse>(
+            "InitializeShareGroupStateResponse",
+            InitializeShareGroupStateResponse::MIN_VERSION,
+            InitializeShareGroupStateResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<JoinGroupRequest>(
+            "JoinGroupRequest",
+            JoinGroupRequest::MIN_VERSION,
+            JoinGroupRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<JoinGroupResponse>(
+            "JoinGroupResponse",
+            JoinGroupResponse::MIN_VERSION,
+            JoinGroupResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<KRaftVersionRecord>(
+            "KRaftVersionRecord",
+            KRaftVersionRecord::MIN_VERSION,
+            KRaftVersionRecord::MAX_VERSION,
+            &mut g,
+        );
+        check::<LeaderAndIsrRequest>(
+            "LeaderAndIsrRequest",
+            LeaderAndIsrRequest::MIN_VERSION,
+            LeaderAndIsrRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<LeaderAndIsrResponse>(
+            "LeaderAndIsrResponse",
+            LeaderAndIsrResponse::MIN_VERSION,
+            LeaderAndIsrResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<LeaderChangeMessage>(
+            "LeaderChangeMessage",
+            LeaderChangeMessage::MIN_VERSION,
+            LeaderChangeMessage::MAX_VERSION,
+            &mut g,
+        );
+        check::<LeaveGroupRequest>(
+            "LeaveGroupRequest",
+            LeaveGroupRequest::MIN_VERSION,
+            LeaveGroupRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<LeaveGroupResponse>(
+            "LeaveGroupResponse",
+            LeaveGroupResponse::MIN_VERSION,
+            LeaveGroupResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListClientMetricsResourcesRequest>(
+            "ListClientMetricsResourcesRequest",
+            ListClientMetricsResourcesRequest::MIN_VERSION,
+            ListClientMetricsResourcesRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListClientMetricsResourcesResponse>(
+            "ListClientMetricsResourcesResponse",
+            ListClientMetricsResourcesResponse::MIN_VERSION,
+            ListClientMetricsResourcesResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListGroupsRequest>(
+            "ListGroupsRequest",
+            ListGroupsRequest::MIN_VERSION,
+            ListGroupsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListGroupsResponse>(
+            "ListGroupsResponse",
+            ListGroupsResponse::MIN_VERSION,
+            ListGroupsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListOffsetsRequest>(
+            "ListOffsetsRequest",
+            ListOffsetsRequest::MIN_VERSION,
+            ListOffsetsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListOffsetsResponse>(
+            "ListOffsetsResponse",
+            ListOffsetsResponse::MIN_VERSION,
+            ListOffsetsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListPartitionReassignmentsRequest>(
+            "ListPartitionReassignmentsRequest",
+            ListPartitionReassignmentsRequest::MIN_VERSION,
+            ListPartitionReassignmentsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListPartitionReassignmentsResponse>(
+            "ListPartitionReassignmentsResponse",
+            ListPartitionReassignmentsResponse::MIN_VERSION,
+            ListPartitionReassignmentsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListTransactionsRequest>(
+            "ListTransactionsRequest",
+            ListTransactionsRequest::MIN_VERSION,
+            ListTransactionsRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ListTransactionsResponse>(
+            "ListTransactionsResponse",
+            ListTransactionsResponse::MIN_VERSION,
+            ListTransactionsResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<MetadataRequest>(
+            "MetadataRequest",
+            MetadataRequest::MIN_VERSION,
+            MetadataRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<MetadataResponse>(
+            "MetadataResponse",
+            MetadataResponse::MIN_VERSION,
+            MetadataResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetCommitRequest>(
+            "OffsetCommitRequest",
+            OffsetCommitRequest::MIN_VERSION,
+            OffsetCommitRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetCommitResponse>(
+            "OffsetCommitResponse",
+            OffsetCommitResponse::MIN_VERSION,
+            OffsetCommitResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetDeleteRequest>(
+            "OffsetDeleteRequest",
+            OffsetDeleteRequest::MIN_VERSION,
+            OffsetDeleteRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetDeleteResponse>(
+            "OffsetDeleteResponse",
+            OffsetDeleteResponse::MIN_VERSION,
+            OffsetDeleteResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetFetchRequest>(
+            "OffsetFetchRequest",
+            OffsetFetchRequest::MIN_VERSION,
+            OffsetFetchRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetFetchResponse>(
+            "OffsetFetchResponse",
+            OffsetFetchResponse::MIN_VERSION,
+            OffsetFetchResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetForLeaderEpochRequest>(
+            "OffsetForLeaderEpochRequest",
+            OffsetForLeaderEpochRequest::MIN_VERSION,
+            OffsetForLeaderEpochRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<OffsetForLeaderEpochResponse>(
+            "OffsetForLeaderEpochResponse",
+            OffsetForLeaderEpochResponse::MIN_VERSION,
+            OffsetForLeaderEpochResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ProduceRequest>(
+            "ProduceRequest",
+            ProduceRequest::MIN_VERSION,
+            ProduceRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ProduceResponse>(
+            "ProduceResponse",
+            ProduceResponse::MIN_VERSION,
+            ProduceResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<PushTelemetryRequest>(
+            "PushTelemetryRequest",
+            PushTelemetryRequest::MIN_VERSION,
+            PushTelemetryRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<PushTelemetryResponse>(
+            "PushTelemetryResponse",
+            PushTelemetryResponse::MIN_VERSION,
+            PushTelemetryResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ReadShareGroupStateRequest>(
+            "ReadShareGroupStateRequest",
+            ReadShareGroupStateRequest::MIN_VERSION,
+            ReadShareGroupStateRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ReadShareGroupStateResponse>(
+            "ReadShareGroupStateResponse",
+            ReadShareGroupStateResponse::MIN_VERSION,
+            ReadShareGroupStateResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ReadShareGroupStateSummaryRequest>(
+            "ReadShareGroupStateSummaryRequest",
+            ReadShareGroupStateSummaryRequest::MIN_VERSION,
+            ReadShareGroupStateSummaryRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ReadShareGroupStateSummaryResponse>(
+            "ReadShareGroupStateSummaryResponse",
+            ReadShareGroupStateSummaryResponse::MIN_VERSION,
+            ReadShareGroupStateSummaryResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<RemoveRaftVoterRequest>(
+            "RemoveRaftVoterRequest",
+            RemoveRaftVoterRequest::MIN_VERSION,
+            RemoveRaftVoterRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<RemoveRaftVoterResponse>(
+            "RemoveRaftVoterResponse",
+            RemoveRaftVoterResponse::MIN_VERSION,
+            RemoveRaftVoterResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<RenewDelegationTokenRequest>(
+            "RenewDelegationTokenRequest",
+            RenewDelegationTokenRequest::MIN_VERSION,
+            RenewDelegationTokenRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<RenewDelegationTokenResponse>(
+            "RenewDelegationTokenResponse",
+            RenewDelegationTokenResponse::MIN_VERSION,
+            RenewDelegationTokenResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<RequestHeader>(
+            "RequestHeader",
+            RequestHeader::MIN_VERSION,
+            RequestHeader::MAX_VERSION,
+            &mut g,
+        );
+        check::<ResponseHeader>(
+            "ResponseHeader",
+            ResponseHeader::MIN_VERSION,
+            ResponseHeader::MAX_VERSION,
+            &mut g,
+        );
+        check::<SaslAuthenticateRequest>(
+            "SaslAuthenticateRequest",
+            SaslAuthenticateRequest::MIN_VERSION,
+            SaslAuthenticateRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<SaslAuthenticateResponse>(
+            "SaslAuthenticateResponse",
+            SaslAuthenticateResponse::MIN_VERSION,
+            SaslAuthenticateResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<SaslHandshakeRequest>(
+            "SaslHandshakeRequest",
+            SaslHandshakeRequest::MIN_VERSION,
+            SaslHandshakeRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<SaslHandshakeResponse>(
+            "SaslHandshakeResponse",
+            SaslHandshakeResponse::MIN_VERSION,
+            SaslHandshakeResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareAcknowledgeRequest>(
+            "ShareAcknowledgeRequest",
+            ShareAcknowledgeRequest::MIN_VERSION,
+            ShareAcknowledgeRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareAcknowledgeResponse>(
+            "ShareAcknowledgeResponse",
+            ShareAcknowledgeResponse::MIN_VERSION,
+            ShareAcknowledgeResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareFetchRequest>(
+            "ShareFetchRequest",
+            ShareFetchRequest::MIN_VERSION,
+            ShareFetchRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareFetchResponse>(
+            "ShareFetchResponse",
+            ShareFetchResponse::MIN_VERSION,
+            ShareFetchResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareGroupDescribeRequest>(
+            "ShareGroupDescribeRequest",
+            ShareGroupDescribeRequest::MIN_VERSION,
+            ShareGroupDescribeRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareGroupDescribeResponse>(
+            "ShareGroupDescribeResponse",
+            ShareGroupDescribeResponse::MIN_VERSION,
+            ShareGroupDescribeResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareGroupHeartbeatRequest>(
+            "ShareGroupHeartbeatRequest",
+            ShareGroupHeartbeatRequest::MIN_VERSION,
+            ShareGroupHeartbeatRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<ShareGroupHeartbeatResponse>(
+            "ShareGroupHeartbeatResponse",
+            ShareGroupHeartbeatResponse::MIN_VERSION,
+            ShareGroupHeartbeatResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<SnapshotFooterRecord>(
+            "SnapshotFooterRecord",
+            SnapshotFooterRecord::MIN_VERSION,
+            SnapshotFooterRecord::MAX_VERSION,
+            &mut g,
+        );
+        check::<SnapshotHeaderRecord>(
+            "SnapshotHeaderRecord",
+            SnapshotHeaderRecord::MIN_VERSION,
+            SnapshotHeaderRecord::MAX_VERSION,
+            &mut g,
+        );
+        check::<StopReplicaRequest>(
+            "StopReplicaRequest",
+            StopReplicaRequest::MIN_VERSION,
+            StopReplicaRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<StopReplicaResponse>(
+            "StopReplicaResponse",
+            StopReplicaResponse::MIN_VERSION,
+            StopReplicaResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<SyncGroupRequest>(
+            "SyncGroupRequest",
+            SyncGroupRequest::MIN_VERSION,
+            SyncGroupRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<SyncGroupResponse>(
+            "SyncGroupResponse",
+            SyncGroupResponse::MIN_VERSION,
+            SyncGroupResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<TxnOffsetCommitRequest>(
+            "TxnOffsetCommitRequest",
+            TxnOffsetCommitRequest::MIN_VERSION,
+            TxnOffsetCommitRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<TxnOffsetCommitResponse>(
+            "TxnOffsetCommitResponse",
+            TxnOffsetCommitResponse::MIN_VERSION,
+            TxnOffsetCommitResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<UnregisterBrokerRequest>(
+            "UnregisterBrokerRequest",
+            UnregisterBrokerRequest::MIN_VERSION,
+            UnregisterBrokerRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<UnregisterBrokerResponse>(
+            "UnregisterBrokerResponse",
+            UnregisterBrokerResponse::MIN_VERSION,
+            UnregisterBrokerResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateFeaturesRequest>(
+            "UpdateFeaturesRequest",
+            UpdateFeaturesRequest::MIN_VERSION,
+            UpdateFeaturesRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateFeaturesResponse>(
+            "UpdateFeaturesResponse",
+            UpdateFeaturesResponse::MIN_VERSION,
+            UpdateFeaturesResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateMetadataRequest>(
+            "UpdateMetadataRequest",
+            UpdateMetadataRequest::MIN_VERSION,
+            UpdateMetadataRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateMetadataResponse>(
+            "UpdateMetadataResponse",
+            UpdateMetadataResponse::MIN_VERSION,
+            UpdateMetadataResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateRaftVoterRequest>(
+            "UpdateRaftVoterRequest",
+            UpdateRaftVoterRequest::MIN_VERSION,
+            UpdateRaftVoterRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<UpdateRaftVoterResponse>(
+            "UpdateRaftVoterResponse",
+            UpdateRaftVoterResponse::MIN_VERSION,
+            UpdateRaftVoterResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<VoteRequest>(
+            "VoteRequest",
+            VoteRequest::MIN_VERSION,
+            VoteRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<VoteResponse>(
+            "VoteResponse",
+            VoteResponse::MIN_VERSION,
+            VoteResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<VotersRecord>(
+            "VotersRecord",
+            VotersRecord::MIN_VERSION,
+            VotersRecord::MAX_VERSION,
+            &mut g,
+        );
+        check::<WriteShareGroupStateRequest>(
+            "WriteShareGroupStateRequest",
+            WriteShareGroupStateRequest::MIN_VERSION,
+            WriteShareGroupStateRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<WriteShareGroupStateResponse>(
+            "WriteShareGroupStateResponse",
+            WriteShareGroupStateResponse::MIN_VERSION,
+            WriteShareGroupStateResponse::MAX_VERSION,
+            &mut g,
+        );
+        check::<WriteTxnMarkersRequest>(
+            "WriteTxnMarkersRequest",
+            WriteTxnMarkersRequest::MIN_VERSION,
+            WriteTxnMarkersRequest::MAX_VERSION,
+            &mut g,
+        );
+        check::<WriteTxnMarkersResponse>(
+            "WriteTxnMarkersResponse",
+            WriteTxnMarkersResponse::MIN_VERSION,
+            WriteTxnMarkersResponse::MAX_VERSION,
+            &mut g,
+        );
+    }
+}

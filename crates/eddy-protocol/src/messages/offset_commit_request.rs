@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetCommitRequest: versions 0-9.
@@ -129,6 +131,32 @@ impl Decode for OffsetCommitRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetCommitRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            generation_id_or_member_epoch: if version >= 1 { g.i32() } else { -1 },
+            member_id: if version >= 1 {
+                g.string()
+            } else {
+                String::new()
+            },
+            group_instance_id: if version >= 7 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            retention_time_ms: if (2..=4).contains(&version) {
+                g.i64()
+            } else {
+                -1
+            },
+            topics: g.vec(|g| <OffsetCommitRequestTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetCommitRequestTopic: versions 0-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetCommitRequestTopic {
@@ -166,6 +194,16 @@ impl Decode for OffsetCommitRequestTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetCommitRequestTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetCommitRequestPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -239,5 +277,18 @@ impl Decode for OffsetCommitRequestPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetCommitRequestPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: if version >= 6 { g.i32() } else { -1 },
+            commit_timestamp: if version == 1 { g.i64() } else { -1 },
+            committed_metadata: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetCommitResponse: versions 0-9.
@@ -71,6 +73,16 @@ impl Decode for OffsetCommitResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetCommitResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 3 { g.i32() } else { 0 },
+            topics: g.vec(|g| <OffsetCommitResponseTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetCommitResponseTopic: versions 0-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetCommitResponseTopic {
@@ -111,6 +123,16 @@ impl Decode for OffsetCommitResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetCommitResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetCommitResponsePartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetCommitResponsePartition: versions 0-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetCommitResponsePartition {
@@ -143,5 +165,15 @@ impl Decode for OffsetCommitResponsePartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetCommitResponsePartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

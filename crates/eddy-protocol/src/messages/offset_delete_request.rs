@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetDeleteRequest: versions 0.
@@ -62,6 +64,16 @@ impl Decode for OffsetDeleteRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetDeleteRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <OffsetDeleteRequestTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetDeleteRequestTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetDeleteRequestTopic {
@@ -95,6 +107,16 @@ impl Decode for OffsetDeleteRequestTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetDeleteRequestTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetDeleteRequestPartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetDeleteRequestPartition: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetDeleteRequestPartition {
@@ -115,5 +137,14 @@ impl Decode for OffsetDeleteRequestPartition {
         Ok(Self {
             partition_index: f_partition_index,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetDeleteRequestPartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetDeleteResponse: versions 0.
@@ -67,6 +69,17 @@ impl Decode for OffsetDeleteResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetDeleteResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            throttle_time_ms: g.i32(),
+            topics: g.vec(|g| <OffsetDeleteResponseTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetDeleteResponseTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetDeleteResponseTopic {
@@ -100,6 +113,16 @@ impl Decode for OffsetDeleteResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetDeleteResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetDeleteResponsePartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetDeleteResponsePartition: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetDeleteResponsePartition {
@@ -125,5 +148,15 @@ impl Decode for OffsetDeleteResponsePartition {
             partition_index: f_partition_index,
             error_code: f_error_code,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetDeleteResponsePartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

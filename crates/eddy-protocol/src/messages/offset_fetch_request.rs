@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetFetchRequest: versions 0-9.
@@ -132,6 +134,34 @@ impl Decode for OffsetFetchRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetFetchRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: if version <= 7 {
+                g.string()
+            } else {
+                String::new()
+            },
+            topics: if version <= 7 {
+                if version >= 2 {
+                    g.option(|g| g.vec(|g| <OffsetFetchRequestTopic as Sample>::sample(g, version)))
+                } else {
+                    Some(g.vec(|g| <OffsetFetchRequestTopic as Sample>::sample(g, version)))
+                }
+            } else {
+                Some(Vec::new())
+            },
+            groups: if version >= 8 {
+                g.vec(|g| <OffsetFetchRequestGroup as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            require_stable: if version >= 7 { g.bool() } else { false },
+        }
+    }
+}
+
 /// OffsetFetchRequestTopic: versions 0-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetFetchRequestTopic {
@@ -167,6 +197,16 @@ impl Decode for OffsetFetchRequestTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetFetchRequestTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
     }
 }
 
@@ -248,6 +288,23 @@ impl Decode for OffsetFetchRequestGroup {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetFetchRequestGroup {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            member_id: if version >= 9 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            member_epoch: if version >= 9 { g.i32() } else { -1 },
+            topics: g
+                .option(|g| g.vec(|g| <OffsetFetchRequestTopics as Sample>::sample(g, version))),
+        }
+    }
+}
+
 /// OffsetFetchRequestTopics: versions 8-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetFetchRequestTopics {
@@ -279,5 +336,15 @@ impl Decode for OffsetFetchRequestTopics {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetFetchRequestTopics {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
     }
 }

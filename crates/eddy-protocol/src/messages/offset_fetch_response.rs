@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetFetchResponse: versions 0-9.
@@ -104,6 +106,30 @@ impl Decode for OffsetFetchResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetFetchResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 3 { g.i32() } else { 0 },
+            topics: if version <= 7 {
+                g.vec(|g| <OffsetFetchResponseTopic as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            error_code: if (2..=7).contains(&version) {
+                g.i16()
+            } else {
+                0
+            },
+            groups: if version >= 8 {
+                g.vec(|g| <OffsetFetchResponseGroup as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// OffsetFetchResponseTopic: versions 0-7.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetFetchResponseTopic {
@@ -141,6 +167,16 @@ impl Decode for OffsetFetchResponseTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetFetchResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetFetchResponsePartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -215,6 +251,19 @@ impl Decode for OffsetFetchResponsePartition {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetFetchResponsePartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: if version >= 5 { g.i32() } else { -1 },
+            metadata: g.option(|g| g.string()),
+            error_code: g.i16(),
+        }
+    }
+}
+
 /// OffsetFetchResponseGroup: versions 8-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetFetchResponseGroup {
@@ -256,6 +305,17 @@ impl Decode for OffsetFetchResponseGroup {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetFetchResponseGroup {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <OffsetFetchResponseTopics as Sample>::sample(g, version)),
+            error_code: g.i16(),
+        }
+    }
+}
+
 /// OffsetFetchResponseTopics: versions 8-9.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetFetchResponseTopics {
@@ -289,6 +349,16 @@ impl Decode for OffsetFetchResponseTopics {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetFetchResponseTopics {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <OffsetFetchResponsePartitions as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -354,5 +424,18 @@ impl Decode for OffsetFetchResponsePartitions {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetFetchResponsePartitions {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: g.i32(),
+            metadata: g.option(|g| g.string()),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetForLeaderEpochRequest: versions 0-4.
@@ -80,6 +82,16 @@ impl Decode for OffsetForLeaderEpochRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetForLeaderEpochRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            replica_id: if version >= 3 { g.i32() } else { -2 },
+            topics: g.vec(|g| <OffsetForLeaderTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetForLeaderTopic: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetForLeaderTopic {
@@ -117,6 +129,16 @@ impl Decode for OffsetForLeaderTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetForLeaderTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| <OffsetForLeaderPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -169,5 +191,16 @@ impl Decode for OffsetForLeaderPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetForLeaderPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            current_leader_epoch: if version >= 2 { g.i32() } else { -1 },
+            leader_epoch: g.i32(),
+        }
     }
 }

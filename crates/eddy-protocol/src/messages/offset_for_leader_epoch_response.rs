@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// OffsetForLeaderEpochResponse: versions 0-4.
@@ -71,6 +73,16 @@ impl Decode for OffsetForLeaderEpochResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for OffsetForLeaderEpochResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 2 { g.i32() } else { 0 },
+            topics: g.vec(|g| <OffsetForLeaderTopicResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// OffsetForLeaderTopicResult: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OffsetForLeaderTopicResult {
@@ -108,6 +120,16 @@ impl Decode for OffsetForLeaderTopicResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for OffsetForLeaderTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic: g.string(),
+            partitions: g.vec(|g| <EpochEndOffset as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -166,5 +188,17 @@ impl Decode for EpochEndOffset {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for EpochEndOffset {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            partition: g.i32(),
+            leader_epoch: if version >= 1 { g.i32() } else { -1 },
+            end_offset: g.i64(),
+        }
     }
 }

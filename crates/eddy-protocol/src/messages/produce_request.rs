@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ProduceRequest: versions 0-11.
@@ -92,6 +94,22 @@ impl Decode for ProduceRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ProduceRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactional_id: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            acks: g.i16(),
+            timeout_ms: g.i32(),
+            topic_data: g.vec(|g| <TopicProduceData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicProduceData: versions 0-11.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceData {
@@ -129,6 +147,16 @@ impl Decode for TopicProduceData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicProduceData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_data: g.vec(|g| <PartitionProduceData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -171,5 +199,15 @@ impl Decode for PartitionProduceData {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionProduceData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            index: g.i32(),
+            records: g.option(|g| g.bytes()),
+        }
     }
 }

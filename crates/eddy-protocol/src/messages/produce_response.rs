@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ProduceResponse: versions 0-11.
@@ -96,6 +98,21 @@ impl Decode for ProduceResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ProduceResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            responses: g.vec(|g| <TopicProduceResponse as Sample>::sample(g, version)),
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            node_endpoints: if version >= 10 {
+                g.vec(|g| <NodeEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicProduceResponse: versions 0-11.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceResponse {
@@ -133,6 +150,17 @@ impl Decode for TopicProduceResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicProduceResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_responses: g
+                .vec(|g| <PartitionProduceResponse as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -259,6 +287,34 @@ impl Decode for PartitionProduceResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionProduceResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            index: g.i32(),
+            error_code: g.i16(),
+            base_offset: g.i64(),
+            log_append_time_ms: if version >= 2 { g.i64() } else { -1 },
+            log_start_offset: if version >= 5 { g.i64() } else { -1 },
+            record_errors: if version >= 8 {
+                g.vec(|g| <BatchIndexAndErrorMessage as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            error_message: if version >= 8 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            current_leader: if version >= 10 {
+                <LeaderIdAndEpoch as Sample>::sample(g, version)
+            } else {
+                LeaderIdAndEpoch::default()
+            },
+        }
+    }
+}
+
 /// BatchIndexAndErrorMessage: versions 8-11.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchIndexAndErrorMessage {
@@ -301,6 +357,16 @@ impl Decode for BatchIndexAndErrorMessage {
     }
 }
 
+#[cfg(test)]
+impl Sample for BatchIndexAndErrorMessage {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            batch_index: g.i32(),
+            batch_index_error_message: g.option(|g| g.string()),
+        }
+    }
+}
+
 /// LeaderIdAndEpoch: versions 10-11.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
@@ -338,6 +404,16 @@ impl Decode for LeaderIdAndEpoch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderIdAndEpoch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
     }
 }
 
@@ -386,5 +462,17 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            rack: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// PushTelemetryRequest: versions 0.
@@ -72,5 +74,18 @@ impl Decode for PushTelemetryRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PushTelemetryRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            client_instance_id: g.uuid(),
+            subscription_id: g.i32(),
+            terminating: g.bool(),
+            compression_type: g.i8(),
+            metrics: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// PushTelemetryResponse: versions 0.
@@ -57,5 +59,15 @@ impl Decode for PushTelemetryResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PushTelemetryResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

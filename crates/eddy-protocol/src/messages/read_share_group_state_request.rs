@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ReadShareGroupStateRequest: versions 0.
@@ -63,6 +65,16 @@ impl Decode for ReadShareGroupStateRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadShareGroupStateRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <ReadStateData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReadStateData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadStateData {
@@ -99,6 +111,16 @@ impl Decode for ReadStateData {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadStateData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -127,5 +149,15 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            leader_epoch: g.i32(),
+        }
     }
 }

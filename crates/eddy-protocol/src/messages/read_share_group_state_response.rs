@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ReadShareGroupStateResponse: versions 0.
@@ -58,6 +60,15 @@ impl Decode for ReadShareGroupStateResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadShareGroupStateResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            results: g.vec(|g| <ReadStateResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReadStateResult: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadStateResult {
@@ -91,6 +102,16 @@ impl Decode for ReadStateResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReadStateResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -157,6 +178,20 @@ impl Decode for PartitionResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            state_epoch: g.i32(),
+            start_offset: g.i64(),
+            state_batches: g.vec(|g| <StateBatch as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// StateBatch: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StateBatch {
@@ -195,5 +230,17 @@ impl Decode for StateBatch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for StateBatch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            first_offset: g.i64(),
+            last_offset: g.i64(),
+            delivery_state: g.i8(),
+            delivery_count: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ReadShareGroupStateSummaryRequest: versions 0.
@@ -65,6 +67,16 @@ impl Decode for ReadShareGroupStateSummaryRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadShareGroupStateSummaryRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <ReadStateSummaryData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReadStateSummaryData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadStateSummaryData {
@@ -101,6 +113,16 @@ impl Decode for ReadStateSummaryData {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadStateSummaryData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// PartitionData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionData {
@@ -129,5 +151,15 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            leader_epoch: g.i32(),
+        }
     }
 }

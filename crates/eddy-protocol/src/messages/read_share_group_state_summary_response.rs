@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ReadShareGroupStateSummaryResponse: versions 0.
@@ -58,6 +60,15 @@ impl Decode for ReadShareGroupStateSummaryResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ReadShareGroupStateSummaryResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            results: g.vec(|g| <ReadStateSummaryResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ReadStateSummaryResult: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadStateSummaryResult {
@@ -91,6 +102,16 @@ impl Decode for ReadStateSummaryResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ReadStateSummaryResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -144,5 +165,18 @@ impl Decode for PartitionResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            state_epoch: g.i32(),
+            start_offset: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// RemoveRaftVoterRequest: versions 0.
@@ -79,5 +81,16 @@ impl Decode for RemoveRaftVoterRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for RemoveRaftVoterRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            voter_id: g.i32(),
+            voter_directory_id: g.uuid(),
+        }
     }
 }

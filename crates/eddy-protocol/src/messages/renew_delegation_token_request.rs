@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// RenewDelegationTokenRequest: versions 0-2.
@@ -61,5 +63,15 @@ impl Decode for RenewDelegationTokenRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for RenewDelegationTokenRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            hmac: g.bytes(),
+            renew_period_ms: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// RenewDelegationTokenResponse: versions 0-2.
@@ -66,5 +68,16 @@ impl Decode for RenewDelegationTokenResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for RenewDelegationTokenResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            expiry_timestamp_ms: g.i64(),
+            throttle_time_ms: g.i32(),
+        }
     }
 }

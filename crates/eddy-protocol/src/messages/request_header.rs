@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// RequestHeader: versions 0-2.
@@ -92,5 +94,21 @@ impl Decode for RequestHeader {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for RequestHeader {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            request_api_key: g.i16(),
+            request_api_version: g.i16(),
+            correlation_id: g.i32(),
+            client_id: if version >= 1 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ResponseHeader: versions 0-1.
@@ -53,5 +55,14 @@ impl Decode for ResponseHeader {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ResponseHeader {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            correlation_id: g.i32(),
+        }
     }
 }

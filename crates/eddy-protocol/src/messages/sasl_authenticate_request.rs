@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SaslAuthenticateRequest: versions 0-2.
@@ -56,5 +58,14 @@ impl Decode for SaslAuthenticateRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SaslAuthenticateRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            auth_bytes: g.bytes(),
+        }
     }
 }

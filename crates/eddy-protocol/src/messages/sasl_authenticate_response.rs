@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SaslAuthenticateResponse: versions 0-2.
@@ -91,5 +93,17 @@ impl Decode for SaslAuthenticateResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SaslAuthenticateResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            auth_bytes: g.bytes(),
+            session_lifetime_ms: if version >= 1 { g.i64() } else { 0 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SaslHandshakeRequest: versions 0-1.
@@ -49,5 +51,14 @@ impl Decode for SaslHandshakeRequest {
         Ok(Self {
             mechanism: f_mechanism,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for SaslHandshakeRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            mechanism: g.string(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SaslHandshakeResponse: versions 0-1.
@@ -59,5 +61,15 @@ impl Decode for SaslHandshakeResponse {
             error_code: f_error_code,
             mechanisms: f_mechanisms,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for SaslHandshakeResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            mechanisms: g.vec(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareAcknowledgeRequest: versions 0.
@@ -100,6 +102,18 @@ impl Decode for ShareAcknowledgeRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ShareAcknowledgeRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.option(|g| g.string()),
+            member_id: g.option(|g| g.string()),
+            share_session_epoch: g.i32(),
+            topics: g.vec(|g| <AcknowledgeTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AcknowledgeTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AcknowledgeTopic {
@@ -133,6 +147,16 @@ impl Decode for AcknowledgeTopic {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AcknowledgeTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <AcknowledgePartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -172,6 +196,17 @@ impl Decode for AcknowledgePartition {
     }
 }
 
+#[cfg(test)]
+impl Sample for AcknowledgePartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            acknowledgement_batches: g
+                .vec(|g| <AcknowledgementBatch as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AcknowledgementBatch: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AcknowledgementBatch {
@@ -208,5 +243,16 @@ impl Decode for AcknowledgementBatch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for AcknowledgementBatch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            first_offset: g.i64(),
+            last_offset: g.i64(),
+            acknowledge_types: g.vec(|g| g.i8()),
+        }
     }
 }

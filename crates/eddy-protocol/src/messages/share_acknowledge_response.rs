@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareAcknowledgeResponse: versions 0.
@@ -92,6 +94,19 @@ impl Decode for ShareAcknowledgeResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for ShareAcknowledgeResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            responses: g.vec(|g| <ShareAcknowledgeTopicResponse as Sample>::sample(g, version)),
+            node_endpoints: g.vec(|g| <NodeEndpoint as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// ShareAcknowledgeTopicResponse: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ShareAcknowledgeTopicResponse {
@@ -125,6 +140,16 @@ impl Decode for ShareAcknowledgeTopicResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ShareAcknowledgeTopicResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -176,6 +201,18 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            current_leader: <LeaderIdAndEpoch as Sample>::sample(g, version),
+        }
+    }
+}
+
 /// LeaderIdAndEpoch: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaderIdAndEpoch {
@@ -204,6 +241,16 @@ impl Decode for LeaderIdAndEpoch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for LeaderIdAndEpoch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+        }
     }
 }
 
@@ -252,5 +299,17 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            rack: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareFetchRequest: versions 0.
@@ -127,6 +129,22 @@ impl Decode for ShareFetchRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for ShareFetchRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.option(|g| g.string()),
+            member_id: g.option(|g| g.string()),
+            share_session_epoch: g.i32(),
+            max_wait_ms: g.i32(),
+            min_bytes: g.i32(),
+            max_bytes: g.i32(),
+            topics: g.vec(|g| <FetchTopic as Sample>::sample(g, version)),
+            forgotten_topics_data: g.vec(|g| <ForgottenTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// FetchTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FetchTopic {
@@ -160,6 +178,16 @@ impl Decode for FetchTopic {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FetchTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <FetchPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -204,6 +232,18 @@ impl Decode for FetchPartition {
     }
 }
 
+#[cfg(test)]
+impl Sample for FetchPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            partition_max_bytes: g.i32(),
+            acknowledgement_batches: g
+                .vec(|g| <AcknowledgementBatch as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// AcknowledgementBatch: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AcknowledgementBatch {
@@ -243,6 +283,17 @@ impl Decode for AcknowledgementBatch {
     }
 }
 
+#[cfg(test)]
+impl Sample for AcknowledgementBatch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            first_offset: g.i64(),
+            last_offset: g.i64(),
+            acknowledge_types: g.vec(|g| g.i8()),
+        }
+    }
+}
+
 /// ForgottenTopic: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ForgottenTopic {
@@ -274,5 +325,15 @@ impl Decode for ForgottenTopic {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ForgottenTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| g.i32()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareGroupDescribeRequest: versions 0.
@@ -60,5 +62,15 @@ impl Decode for ShareGroupDescribeRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ShareGroupDescribeRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            group_ids: g.vec(|g| g.string()),
+            include_authorized_operations: g.bool(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareGroupDescribeResponse: versions 0.
@@ -60,6 +62,16 @@ impl Decode for ShareGroupDescribeResponse {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ShareGroupDescribeResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            groups: g.vec(|g| <DescribedGroup as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -155,6 +167,23 @@ impl Decode for DescribedGroup {
     }
 }
 
+#[cfg(test)]
+impl Sample for DescribedGroup {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            group_id: g.string(),
+            group_state: g.string(),
+            group_epoch: g.i32(),
+            assignment_epoch: g.i32(),
+            assignor_name: g.string(),
+            members: g.vec(|g| <Member as Sample>::sample(g, version)),
+            authorized_operations: g.i32(),
+        }
+    }
+}
+
 /// Member: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Member {
@@ -223,6 +252,21 @@ impl Decode for Member {
     }
 }
 
+#[cfg(test)]
+impl Sample for Member {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            rack_id: g.option(|g| g.string()),
+            member_epoch: g.i32(),
+            client_id: g.string(),
+            client_host: g.string(),
+            subscribed_topic_names: g.vec(|g| g.string()),
+            assignment: <Assignment as Sample>::sample(g, version),
+        }
+    }
+}
+
 /// TopicPartitions: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicPartitions {
@@ -262,6 +306,17 @@ impl Decode for TopicPartitions {
     }
 }
 
+#[cfg(test)]
+impl Sample for TopicPartitions {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            topic_name: g.string(),
+            partitions: g.vec(|g| g.i32()),
+        }
+    }
+}
+
 /// Assignment: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assignment {
@@ -290,5 +345,14 @@ impl Decode for Assignment {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for Assignment {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_partitions: g.vec(|g| <TopicPartitions as Sample>::sample(g, version)),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// ShareGroupHeartbeatRequest: versions 0.
@@ -90,5 +92,18 @@ impl Decode for ShareGroupHeartbeatRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for ShareGroupHeartbeatRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            member_id: g.string(),
+            member_epoch: g.i32(),
+            rack_id: g.option(|g| g.string()),
+            subscribed_topic_names: g.option(|g| g.vec(|g| g.string())),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SnapshotFooterRecord: versions 0.
@@ -47,5 +49,12 @@ impl Decode for SnapshotFooterRecord {
         let this = Self { version: f_version };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SnapshotFooterRecord {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { version: g.i16() }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// StopReplicaRequest: versions 0-4.
@@ -148,6 +150,34 @@ impl Decode for StopReplicaRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for StopReplicaRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            controller_id: g.i32(),
+            is_k_raft_controller: if version >= 4 { g.bool() } else { false },
+            controller_epoch: g.i32(),
+            broker_epoch: if version >= 1 { g.i64() } else { -1 },
+            delete_partitions: if version <= 2 { g.bool() } else { false },
+            ungrouped_partitions: if version <= 0 {
+                g.vec(|g| <StopReplicaPartitionV0 as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topics: if (1..=2).contains(&version) {
+                g.vec(|g| <StopReplicaTopicV1 as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topic_states: if version >= 3 {
+                g.vec(|g| <StopReplicaTopicState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// StopReplicaPartitionV0: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StopReplicaPartitionV0 {
@@ -173,6 +203,16 @@ impl Decode for StopReplicaPartitionV0 {
             topic_name: f_topic_name,
             partition_index: f_partition_index,
         })
+    }
+}
+
+#[cfg(test)]
+impl Sample for StopReplicaPartitionV0 {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_index: g.i32(),
+        }
     }
 }
 
@@ -214,6 +254,16 @@ impl Decode for StopReplicaTopicV1 {
     }
 }
 
+#[cfg(test)]
+impl Sample for StopReplicaTopicV1 {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
+    }
+}
+
 /// StopReplicaTopicState: versions 3-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StopReplicaTopicState {
@@ -247,6 +297,16 @@ impl Decode for StopReplicaTopicState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for StopReplicaTopicState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_states: g.vec(|g| <StopReplicaPartitionState as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -293,5 +353,16 @@ impl Decode for StopReplicaPartitionState {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for StopReplicaPartitionState {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            leader_epoch: g.i32(),
+            delete_partition: g.bool(),
+        }
     }
 }

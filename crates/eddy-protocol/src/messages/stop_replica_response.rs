@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// StopReplicaResponse: versions 0-4.
@@ -69,6 +71,16 @@ impl Decode for StopReplicaResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for StopReplicaResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            partition_errors: g.vec(|g| <StopReplicaPartitionError as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// StopReplicaPartitionError: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StopReplicaPartitionError {
@@ -106,5 +118,16 @@ impl Decode for StopReplicaPartitionError {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for StopReplicaPartitionError {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

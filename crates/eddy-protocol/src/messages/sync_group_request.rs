@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SyncGroupRequest: versions 0-5.
@@ -133,6 +135,33 @@ impl Decode for SyncGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for SyncGroupRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            generation_id: g.i32(),
+            member_id: g.string(),
+            group_instance_id: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            protocol_type: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            protocol_name: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            assignments: g.vec(|g| <SyncGroupRequestAssignment as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// SyncGroupRequestAssignment: versions 0-5.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncGroupRequestAssignment {
@@ -165,5 +194,15 @@ impl Decode for SyncGroupRequestAssignment {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SyncGroupRequestAssignment {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            member_id: g.string(),
+            assignment: g.bytes(),
+        }
     }
 }

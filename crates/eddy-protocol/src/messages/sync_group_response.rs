@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// SyncGroupResponse: versions 0-5.
@@ -104,5 +106,26 @@ impl Decode for SyncGroupResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for SyncGroupResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: if version >= 1 { g.i32() } else { 0 },
+            error_code: g.i16(),
+            protocol_type: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            protocol_name: if version >= 5 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            assignment: g.bytes(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// TxnOffsetCommitRequest: versions 0-4.
@@ -135,6 +137,30 @@ impl Decode for TxnOffsetCommitRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for TxnOffsetCommitRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            transactional_id: g.string(),
+            group_id: g.string(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+            generation_id: if version >= 3 { g.i32() } else { -1 },
+            member_id: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            group_instance_id: if version >= 3 {
+                g.option(|g| g.string())
+            } else {
+                None
+            },
+            topics: g.vec(|g| <TxnOffsetCommitRequestTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TxnOffsetCommitRequestTopic: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitRequestTopic {
@@ -172,6 +198,16 @@ impl Decode for TxnOffsetCommitRequestTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TxnOffsetCommitRequestTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <TxnOffsetCommitRequestPartition as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -237,5 +273,17 @@ impl Decode for TxnOffsetCommitRequestPartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TxnOffsetCommitRequestPartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: if version >= 2 { g.i32() } else { -1 },
+            committed_metadata: g.option(|g| g.string()),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// TxnOffsetCommitResponse: versions 0-4.
@@ -69,6 +71,16 @@ impl Decode for TxnOffsetCommitResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for TxnOffsetCommitResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(|g| <TxnOffsetCommitResponseTopic as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TxnOffsetCommitResponseTopic: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitResponseTopic {
@@ -109,6 +121,16 @@ impl Decode for TxnOffsetCommitResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl Sample for TxnOffsetCommitResponseTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <TxnOffsetCommitResponsePartition as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TxnOffsetCommitResponsePartition: versions 0-4.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitResponsePartition {
@@ -141,5 +163,15 @@ impl Decode for TxnOffsetCommitResponsePartition {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TxnOffsetCommitResponsePartition {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UnregisterBrokerRequest: versions 0.
@@ -52,5 +54,12 @@ impl Decode for UnregisterBrokerRequest {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UnregisterBrokerRequest {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self { broker_id: g.i32() }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateFeaturesRequest: versions 0-2.
@@ -82,6 +84,17 @@ impl Decode for UpdateFeaturesRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateFeaturesRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            timeout_ms: g.i32(),
+            feature_updates: g.vec(|g| <FeatureUpdateKey as Sample>::sample(g, version)),
+            validate_only: if version >= 1 { g.bool() } else { false },
+        }
+    }
+}
+
 /// FeatureUpdateKey: versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureUpdateKey {
@@ -135,5 +148,17 @@ impl Decode for FeatureUpdateKey {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for FeatureUpdateKey {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            feature: g.string(),
+            max_version_level: g.i16(),
+            allow_downgrade: if version <= 0 { g.bool() } else { false },
+            upgrade_type: if version >= 1 { g.i8() } else { 1 },
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateFeaturesResponse: versions 0-2.
@@ -99,6 +101,22 @@ impl Decode for UpdateFeaturesResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateFeaturesResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+            results: if version <= 1 {
+                g.vec(|g| <UpdatableFeatureResult as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// UpdatableFeatureResult: versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdatableFeatureResult {
@@ -149,5 +167,16 @@ impl Decode for UpdatableFeatureResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UpdatableFeatureResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            feature: g.string(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

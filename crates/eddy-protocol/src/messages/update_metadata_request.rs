@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateMetadataRequest: versions 0-8.
@@ -155,6 +157,30 @@ impl Decode for UpdateMetadataRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateMetadataRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            controller_id: g.i32(),
+            is_k_raft_controller: if version >= 8 { g.bool() } else { false },
+            type_: if version >= 8 { g.i8() } else { 0 },
+            controller_epoch: g.i32(),
+            broker_epoch: if version >= 5 { g.i64() } else { -1 },
+            ungrouped_partition_states: if version <= 4 {
+                g.vec(|g| <UpdateMetadataPartitionState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            topic_states: if version >= 5 {
+                g.vec(|g| <UpdateMetadataTopicState as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            live_brokers: g.vec(|g| <UpdateMetadataBroker as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// UpdateMetadataTopicState: versions 5-8.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateMetadataTopicState {
@@ -203,6 +229,18 @@ impl Decode for UpdateMetadataTopicState {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UpdateMetadataTopicState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            topic_id: if version >= 7 { g.uuid() } else { Uuid::ZERO },
+            partition_states: g
+                .vec(|g| <UpdateMetadataPartitionState as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -300,6 +338,31 @@ impl Decode for UpdateMetadataBroker {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateMetadataBroker {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            id: g.i32(),
+            v0_host: if version <= 0 {
+                g.string()
+            } else {
+                String::new()
+            },
+            v0_port: if version <= 0 { g.i32() } else { 0 },
+            endpoints: if version >= 1 {
+                g.vec(|g| <UpdateMetadataEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+            rack: if version >= 2 {
+                g.option(|g| g.string())
+            } else {
+                Some(String::new())
+            },
+        }
+    }
+}
+
 /// UpdateMetadataEndpoint: versions 1-8.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateMetadataEndpoint {
@@ -348,6 +411,22 @@ impl Decode for UpdateMetadataEndpoint {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UpdateMetadataEndpoint {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            port: g.i32(),
+            host: g.string(),
+            listener: if version >= 3 {
+                g.string()
+            } else {
+                String::new()
+            },
+            security_protocol: g.i16(),
+        }
     }
 }
 
@@ -439,5 +518,30 @@ impl Decode for UpdateMetadataPartitionState {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UpdateMetadataPartitionState {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: if version <= 4 {
+                g.string()
+            } else {
+                String::new()
+            },
+            partition_index: g.i32(),
+            controller_epoch: g.i32(),
+            leader: g.i32(),
+            leader_epoch: g.i32(),
+            isr: g.vec(|g| g.i32()),
+            zk_version: g.i32(),
+            replicas: g.vec(|g| g.i32()),
+            offline_replicas: if version >= 4 {
+                g.vec(|g| g.i32())
+            } else {
+                Vec::new()
+            },
+        }
     }
 }

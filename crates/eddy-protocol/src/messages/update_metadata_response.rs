@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateMetadataResponse: versions 0-8.
@@ -56,5 +58,14 @@ impl Decode for UpdateMetadataResponse {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for UpdateMetadataResponse {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+        }
     }
 }

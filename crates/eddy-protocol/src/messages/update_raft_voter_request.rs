@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateRaftVoterRequest: versions 0.
@@ -103,6 +105,20 @@ impl Decode for UpdateRaftVoterRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateRaftVoterRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            current_leader_epoch: g.i32(),
+            voter_id: g.i32(),
+            voter_directory_id: g.uuid(),
+            listeners: g.vec(|g| <Listener as Sample>::sample(g, version)),
+            k_raft_version_feature: <KRaftVersionFeature as Sample>::sample(g, version),
+        }
+    }
+}
+
 /// Listener: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Listener {
@@ -139,6 +155,17 @@ impl Decode for Listener {
     }
 }
 
+#[cfg(test)]
+impl Sample for Listener {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
+    }
+}
+
 /// KRaftVersionFeature: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KRaftVersionFeature {
@@ -167,5 +194,15 @@ impl Decode for KRaftVersionFeature {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for KRaftVersionFeature {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            min_supported_version: g.i16(),
+            max_supported_version: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// UpdateRaftVoterResponse: versions 0.
@@ -80,6 +82,17 @@ impl Decode for UpdateRaftVoterResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for UpdateRaftVoterResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            throttle_time_ms: g.i32(),
+            error_code: g.i16(),
+            current_leader: <CurrentLeader as Sample>::sample(g, version),
+        }
+    }
+}
+
 /// CurrentLeader: versions 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurrentLeader {
@@ -129,5 +142,17 @@ impl Decode for CurrentLeader {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for CurrentLeader {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+        }
     }
 }

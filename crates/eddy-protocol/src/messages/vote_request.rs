@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// VoteRequest: versions 0-1.
@@ -87,6 +89,17 @@ impl Decode for VoteRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for VoteRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            cluster_id: g.option(|g| g.string()),
+            voter_id: if version >= 1 { g.i32() } else { -1 },
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// TopicData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -120,6 +133,16 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -188,5 +211,20 @@ impl Decode for PartitionData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            candidate_epoch: g.i32(),
+            candidate_id: g.i32(),
+            candidate_directory_id: if version >= 1 { g.uuid() } else { Uuid::ZERO },
+            voter_directory_id: if version >= 1 { g.uuid() } else { Uuid::ZERO },
+            last_offset_epoch: g.i32(),
+            last_offset: g.i64(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// VoteResponse: versions 0-1.
@@ -88,6 +90,21 @@ impl Decode for VoteResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for VoteResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            error_code: g.i16(),
+            topics: g.vec(|g| <TopicData as Sample>::sample(g, version)),
+            node_endpoints: if version >= 1 {
+                g.vec(|g| <NodeEndpoint as Sample>::sample(g, version))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// TopicData: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicData {
@@ -121,6 +138,16 @@ impl Decode for TopicData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_name: g.string(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -170,6 +197,19 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            vote_granted: g.bool(),
+        }
+    }
+}
+
 /// NodeEndpoint: versions 1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEndpoint {
@@ -203,5 +243,16 @@ impl Decode for NodeEndpoint {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for NodeEndpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.u16(),
+        }
     }
 }

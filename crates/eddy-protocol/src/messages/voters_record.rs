@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// VotersRecord: versions 0.
@@ -60,6 +62,16 @@ impl Decode for VotersRecord {
     }
 }
 
+#[cfg(test)]
+impl Sample for VotersRecord {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            version: g.i16(),
+            voters: g.vec(|g| <Voter as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// Voter: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Voter {
@@ -104,6 +116,18 @@ impl Decode for Voter {
     }
 }
 
+#[cfg(test)]
+impl Sample for Voter {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            voter_id: g.i32(),
+            voter_directory_id: g.uuid(),
+            endpoints: g.vec(|g| <Endpoint as Sample>::sample(g, version)),
+            k_raft_version_feature: <KRaftVersionFeature as Sample>::sample(g, version),
+        }
+    }
+}
+
 /// Endpoint: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Endpoint {
@@ -140,6 +164,17 @@ impl Decode for Endpoint {
     }
 }
 
+#[cfg(test)]
+impl Sample for Endpoint {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            host: g.string(),
+            port: g.u16(),
+        }
+    }
+}
+
 /// KRaftVersionFeature: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KRaftVersionFeature {
@@ -168,5 +203,15 @@ impl Decode for KRaftVersionFeature {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for KRaftVersionFeature {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            min_supported_version: g.i16(),
+            max_supported_version: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// WriteShareGroupStateRequest: versions 0.
@@ -63,6 +65,16 @@ impl Decode for WriteShareGroupStateRequest {
     }
 }
 
+#[cfg(test)]
+impl Sample for WriteShareGroupStateRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            group_id: g.string(),
+            topics: g.vec(|g| <WriteStateData as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// WriteStateData: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WriteStateData {
@@ -96,6 +108,16 @@ impl Decode for WriteStateData {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WriteStateData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionData as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -150,6 +172,19 @@ impl Decode for PartitionData {
     }
 }
 
+#[cfg(test)]
+impl Sample for PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            state_epoch: g.i32(),
+            leader_epoch: g.i32(),
+            start_offset: g.i64(),
+            state_batches: g.vec(|g| <StateBatch as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// StateBatch: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StateBatch {
@@ -188,5 +223,17 @@ impl Decode for StateBatch {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for StateBatch {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            first_offset: g.i64(),
+            last_offset: g.i64(),
+            delivery_state: g.i8(),
+            delivery_count: g.i16(),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// WriteShareGroupStateResponse: versions 0.
@@ -58,6 +60,15 @@ impl Decode for WriteShareGroupStateResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for WriteShareGroupStateResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            results: g.vec(|g| <WriteStateResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// WriteStateResult: versions 0.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WriteStateResult {
@@ -91,6 +102,16 @@ impl Decode for WriteStateResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WriteStateResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            topic_id: g.uuid(),
+            partitions: g.vec(|g| <PartitionResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -134,5 +155,16 @@ impl Decode for PartitionResult {
         };
         skip_tagged_fields(buf)?;
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for PartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition: g.i32(),
+            error_code: g.i16(),
+            error_message: g.option(|g| g.string()),
+        }
     }
 }

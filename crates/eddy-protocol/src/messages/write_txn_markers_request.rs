@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// WriteTxnMarkersRequest: versions 0-1.
@@ -59,6 +61,15 @@ impl Decode for WriteTxnMarkersRequest {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WriteTxnMarkersRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            markers: g.vec(|g| <WritableTxnMarker as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -117,6 +128,19 @@ impl Decode for WritableTxnMarker {
     }
 }
 
+#[cfg(test)]
+impl Sample for WritableTxnMarker {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+            transaction_result: g.bool(),
+            topics: g.vec(|g| <WritableTxnMarkerTopic as Sample>::sample(g, version)),
+            coordinator_epoch: g.i32(),
+        }
+    }
+}
+
 /// WritableTxnMarkerTopic: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WritableTxnMarkerTopic {
@@ -152,5 +176,15 @@ impl Decode for WritableTxnMarkerTopic {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WritableTxnMarkerTopic {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partition_indexes: g.vec(|g| g.i32()),
+        }
     }
 }

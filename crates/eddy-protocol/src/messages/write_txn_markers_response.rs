@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+#[cfg(test)]
+use crate::codec::testing::{Gen, Sample};
 use crate::codec::*;
 
 /// WriteTxnMarkersResponse: versions 0-1.
@@ -62,6 +64,15 @@ impl Decode for WriteTxnMarkersResponse {
     }
 }
 
+#[cfg(test)]
+impl Sample for WriteTxnMarkersResponse {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            markers: g.vec(|g| <WritableTxnMarkerResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// WritableTxnMarkerResult: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WritableTxnMarkerResult {
@@ -99,6 +110,16 @@ impl Decode for WritableTxnMarkerResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WritableTxnMarkerResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            producer_id: g.i64(),
+            topics: g.vec(|g| <WritableTxnMarkerTopicResult as Sample>::sample(g, version)),
+        }
     }
 }
 
@@ -142,6 +163,16 @@ impl Decode for WritableTxnMarkerTopicResult {
     }
 }
 
+#[cfg(test)]
+impl Sample for WritableTxnMarkerTopicResult {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        Self {
+            name: g.string(),
+            partitions: g.vec(|g| <WritableTxnMarkerPartitionResult as Sample>::sample(g, version)),
+        }
+    }
+}
+
 /// WritableTxnMarkerPartitionResult: versions 0-1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WritableTxnMarkerPartitionResult {
@@ -174,5 +205,15 @@ impl Decode for WritableTxnMarkerPartitionResult {
             skip_tagged_fields(buf)?;
         }
         Ok(this)
+    }
+}
+
+#[cfg(test)]
+impl Sample for WritableTxnMarkerPartitionResult {
+    fn sample(g: &mut Gen, _version: i16) -> Self {
+        Self {
+            partition_index: g.i32(),
+            error_code: g.i16(),
+        }
     }
 }
