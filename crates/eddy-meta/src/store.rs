@@ -90,6 +90,9 @@ struct State {
     topics: BTreeMap<String, TopicMeta>,
     /// Dynamic broker configs set with AlterConfigs.
     broker_configs: BTreeMap<String, String>,
+    /// The first producer id not yet handed out (ids are handed out in blocks).
+    #[serde(default)]
+    next_producer_id: i64,
 }
 
 /// The single-node metadata store.
@@ -281,6 +284,16 @@ impl MetadataStore {
         let mut next = self.state.clone();
         next.broker_configs = configs;
         self.commit(next)
+    }
+
+    /// Reserves `count` producer ids and returns the first. The reservation is persisted
+    /// before it is returned, so an id is never handed out twice, even across a crash.
+    pub fn allocate_producer_ids(&mut self, count: i64) -> Result<i64, MetaError> {
+        let mut next = self.state.clone();
+        let first = next.next_producer_id;
+        next.next_producer_id = first.saturating_add(count.max(1));
+        self.commit(next)?;
+        Ok(first)
     }
 
     fn commit(&mut self, mut next: State) -> Result<(), MetaError> {

@@ -5,6 +5,7 @@
 //! records are not decompressed. The log patches base offset, leader epoch and (for
 //! LogAppendTime topics) the timestamp in place.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -12,10 +13,10 @@ use eddy_log::LogError;
 use eddy_protocol::error_code::ErrorCode;
 use eddy_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use eddy_protocol::messages::{ProduceRequest, ProduceResponse};
-use eddy_protocol::records::{BatchIter, RecordError, TimestampType, MAGIC_V2};
+use eddy_protocol::records::{BatchHeader, BatchIter, RecordError, TimestampType, MAGIC_V2};
 
 use crate::broker::{now_ms, Broker};
-use crate::partition::{Partition, PartitionSettings};
+use crate::partition::{Partition, PartitionSettings, ProducerState, SequenceCheck};
 use crate::router::RequestContext;
 
 fn partition_error(
@@ -37,15 +38,15 @@ fn partition_error(
 /// Why a produced batch set is refused.
 struct Refusal(ErrorCode, String);
 
-/// Checks every batch of a partition's records; returns the batch count.
-fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<usize, Refusal> {
+/// Checks every batch of a partition's records; returns their headers.
+fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<Vec<BatchHeader>, Refusal> {
     if records.is_empty() {
         return Err(Refusal(
             ErrorCode::CorruptMessage,
             "Produce request has no record batches".into(),
         ));
     }
-    let mut count = 0;
+    let mut headers = Vec::with_capacity(1);
     // BatchIter::new checks lengths, magic and the CRC-32C of every batch.
     for item in BatchIter::new(records) {
         let (header, range) = item.map_err(|e| match e {
@@ -105,9 +106,42 @@ fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<us
                 ));
             }
         }
-        count += 1;
+        if header.is_transactional() {
+            return Err(Refusal(ErrorCode::InvalidTxnState, "Transactional produce is not supported by this broker yet".into()));
+        }
+        headers.push(header);
     }
-    Ok(count)
+    Ok(headers)
+}
+
+fn last_sequence(h: &BatchHeader) -> i32 {
+    // Sequences wrap at i32::MAX back to 0 (Kafka's DefaultRecordBatch.incrementSequence).
+    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// Applies the idempotent-producer rules to the batches of one partition request.
+/// `Ok(None)`: append; `Ok(Some(offset))`: a retried duplicate already stored at `offset`.
+fn check_sequences(producers: &HashMap<i64, ProducerState>, headers: &[BatchHeader]) -> Result<Option<i64>, Refusal> {
+    let mut verdict = None;
+    for h in headers.iter().filter(|h| h.producer_id >= 0) {
+        match ProducerState::check(producers.get(&h.producer_id), h.producer_epoch, h.base_sequence, last_sequence(h)) {
+            SequenceCheck::Append => {}
+            SequenceCheck::Duplicate(offset) if headers.len() == 1 => verdict = Some(offset),
+            SequenceCheck::Duplicate(_) => {
+                return Err(Refusal(ErrorCode::DuplicateSequenceNumber, "A batch of this request was already appended".into()))
+            }
+            SequenceCheck::FencedEpoch => {
+                return Err(Refusal(ErrorCode::InvalidProducerEpoch, format!("Producer {} epoch {} is fenced by a newer epoch", h.producer_id, h.producer_epoch)))
+            }
+            SequenceCheck::OutOfOrder { expected } => {
+                return Err(Refusal(
+                    ErrorCode::OutOfOrderSequenceNumber,
+                    format!("Out of order sequence number for producer {}: found {}, expected {expected}", h.producer_id, h.base_sequence),
+                ))
+            }
+        }
+    }
+    Ok(verdict)
 }
 
 fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceResponse {
@@ -120,16 +154,51 @@ fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceR
     };
     let now = now_ms();
     let settings = p.settings.read().clone();
-    if let Err(Refusal(code, msg)) = validate(&records, &settings, now) {
-        tracing::debug!(topic = %p.topic, partition = p.index, error = %msg, "refused produce");
-        return partition_error(p.index, code, Some(msg));
-    }
+    let headers = match validate(&records, &settings, now) {
+        Ok(h) => h,
+        Err(Refusal(code, msg)) => {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = %msg, "refused produce");
+            return partition_error(p.index, code, Some(msg));
+        }
+    };
     let mut buf = BytesMut::from(&records[..]);
     let append_time = settings.log_append_time.then_some(now);
-    let result = p
-        .log
-        .write()
-        .append(&mut buf, Some(p.leader_epoch), append_time);
+    let mut log = p.log.write();
+    let idempotent = headers.iter().any(|h| h.producer_id >= 0);
+    let mut producers = idempotent.then(|| p.producers.lock());
+    if let Some(producers) = producers.as_deref() {
+        match check_sequences(producers, &headers) {
+            Ok(None) => {}
+            Ok(Some(offset)) => {
+                return PartitionProduceResponse {
+                    index: p.index,
+                    error_code: ErrorCode::None.code(),
+                    base_offset: offset,
+                    log_append_time_ms: -1,
+                    log_start_offset: log.log_start_offset(),
+                    ..Default::default()
+                };
+            }
+            Err(Refusal(code, msg)) => return partition_error(p.index, code, Some(msg)),
+        }
+    }
+    let result = log.append(&mut buf, Some(p.leader_epoch), append_time);
+    if let (Ok(info), Some(producers)) = (&result, producers.as_deref_mut()) {
+        let mut offset = info.first_offset;
+        for h in &headers {
+            if h.producer_id >= 0 {
+                producers.entry(h.producer_id).or_default().record(
+                    h.producer_epoch,
+                    h.base_sequence,
+                    last_sequence(h),
+                    offset,
+                );
+            }
+            offset += i64::from(h.last_offset_delta) + 1;
+        }
+    }
+    drop(producers);
+    drop(log);
     match result {
         Ok(info) => PartitionProduceResponse {
             index: p.index,
