@@ -439,10 +439,15 @@ fn check_len(len: i64, remaining: usize) -> Result<Option<usize>, DecodeError> {
 }
 
 /// Length of a string: i16 (classic) or uvarint(len+1) (compact). None = null.
+/// Strings are at most `i16::MAX` bytes in both encodings.
 #[inline]
 pub fn read_string_len(buf: &mut Bytes, compact: bool) -> Result<Option<usize>, DecodeError> {
     let len = if compact {
-        read_uvarint(buf)? as i64 - 1
+        let len = read_uvarint(buf)? as i64 - 1;
+        if len > i16::MAX as i64 {
+            return Err(DecodeError::InvalidLength(len));
+        }
+        len
     } else {
         read_i16(buf)? as i64
     };
