@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::common::{block_on, wait_until, Broker, OP_TIMEOUT};
+use crate::common::{block_on, request_header_v1, wait_until, Broker, RawConn, OP_TIMEOUT};
 
 fn opts() -> AdminOptions {
     AdminOptions::new()
@@ -369,22 +369,30 @@ fn describe_and_alter_topic_configs() {
     assert!(res[0].is_ok(), "alter retention.ms: {:?}", res[0]);
     assert_eq!(value_of("retention.ms").as_deref(), Some("3600000"));
 
-    // Invalid values and unknown keys are refused and change nothing.
+    // Invalid values and unknown keys are refused with INVALID_CONFIG (40) and
+    // change nothing. (rdkafka 0.39's alter_configs drops per-resource errors,
+    // so these go over a raw socket.)
     for (k, v) in [
         ("retention.ms", "not-a-number"),
+        ("retention.ms", "-7"),
         ("cleanup.policy", "sometimes"),
         ("no.such.config", "1"),
     ] {
-        let bad = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(k, v);
-        let res = block_on(admin.alter_configs([&bad], &opts())).expect("AlterConfigs");
-        match &res[0] {
-            Err((_, code)) => assert_eq!(
-                *code,
-                RDKafkaErrorCode::InvalidConfig,
-                "{k}={v} refused with the wrong code"
-            ),
-            Ok(_) => panic!("AlterConfigs {k}={v} was accepted"),
-        }
+        let (code, msg) = raw_alter_configs(&broker, 33, 1, topic, &[(k, 0, Some(v))]);
+        assert_eq!(
+            code, 40,
+            "AlterConfigs {k}={v}: error code (message {msg:?})"
+        );
+        assert_eq!(
+            value_of("retention.ms").as_deref(),
+            Some("3600000"),
+            "after {k}={v}"
+        );
+        let (code, msg) = raw_alter_configs(&broker, 44, 0, topic, &[(k, 0, Some(v))]);
+        assert_eq!(
+            code, 40,
+            "IncrementalAlterConfigs SET {k}={v}: error code (message {msg:?})"
+        );
         assert_eq!(
             value_of("retention.ms").as_deref(),
             Some("3600000"),
@@ -392,11 +400,73 @@ fn describe_and_alter_topic_configs() {
         );
     }
 
-    // Unknown topic.
-    match describe("missing-topic") {
-        Err(code) => assert_eq!(code, RDKafkaErrorCode::UnknownTopicOrPartition),
-        Ok(r) => panic!("described a missing topic: {r:?}"),
-    }
+    // IncrementalAlterConfigs SET keeps other overrides; DELETE restores the default.
+    let (code, msg) =
+        raw_alter_configs(&broker, 44, 0, topic, &[("segment.ms", 0, Some("600000"))]);
+    assert_eq!(code, 0, "IncrementalAlterConfigs SET segment.ms: {msg:?}");
+    assert_eq!(value_of("segment.ms").as_deref(), Some("600000"));
+    assert_eq!(
+        value_of("retention.ms").as_deref(),
+        Some("3600000"),
+        "SET kept other overrides"
+    );
+    let (code, msg) = raw_alter_configs(&broker, 44, 0, topic, &[("retention.ms", 1, None)]);
+    assert_eq!(
+        code, 0,
+        "IncrementalAlterConfigs DELETE retention.ms: {msg:?}"
+    );
+    let cfg = describe(topic).expect("describe");
+    let ret = cfg.get("retention.ms").expect("retention.ms");
+    assert!(ret.is_default, "retention.ms back to its default: {ret:?}");
+    assert_eq!(
+        ret.value.as_deref(),
+        Some("604800000"),
+        "Kafka's default retention"
+    );
+    assert_eq!(value_of("segment.ms").as_deref(), Some("600000"));
+
+    // validate_only changes nothing.
+    let (code, _) = raw_alter_configs_validate(&broker, topic, "segment.ms", "700000");
+    assert_eq!(code, 0);
+    assert_eq!(
+        value_of("segment.ms").as_deref(),
+        Some("600000"),
+        "validate_only applied"
+    );
+
+    // Legacy AlterConfigs replaces all overrides: segment.ms reverts.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", "1000");
+    block_on(admin.alter_configs([&alter], &opts())).expect("AlterConfigs");
+    assert_eq!(value_of("retention.ms").as_deref(), Some("1000"));
+    let seg = describe(topic).expect("describe");
+    assert!(
+        seg.get("segment.ms").is_some_and(|e| e.is_default),
+        "AlterConfigs did not replace the overrides: {:?}",
+        seg.get("segment.ms")
+    );
+
+    // Unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3). rdkafka 0.39 drops
+    // per-resource errors of DescribeConfigs, so this is a raw DescribeConfigs v1.
+    let mut b = request_header_v1(32, 1, 8);
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.push(2); // topic
+    b.extend_from_slice(&13i16.to_be_bytes());
+    b.extend_from_slice(b"missing-topic");
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // all config names
+    b.push(0); // include synonyms
+    let mut conn = RawConn::connect(broker.bootstrap());
+    conn.send_frame(&b).expect("send DescribeConfigs");
+    let r = conn.read_frame().expect("DescribeConfigs response");
+    assert_eq!(
+        i32::from_be_bytes(r[8..12].try_into().expect("n")),
+        1,
+        "one result"
+    );
+    assert_eq!(
+        i16::from_be_bytes(r[12..14].try_into().expect("code")),
+        3,
+        "DescribeConfigs of a missing topic"
+    );
 }
 
 #[test]
@@ -516,4 +586,70 @@ fn delete_records_moves_low_watermark() {
     let msgs = broker.consume_all(topic, &[0]);
     assert_eq!(msgs.first().map(|m| m.offset()), Some(4));
     assert_eq!(msgs.len(), 6);
+}
+
+/// Sends AlterConfigs v1 (`api_key` 33, op ignored) or IncrementalAlterConfigs
+/// v0 (`api_key` 44) for one topic over a raw socket; returns the resource's
+/// (error code, error message).
+fn raw_alter_configs(
+    broker: &Broker,
+    api_key: i16,
+    version: i16,
+    topic: &str,
+    entries: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    raw_alter(broker, api_key, version, topic, entries, false)
+}
+
+fn raw_alter_configs_validate(
+    broker: &Broker,
+    topic: &str,
+    k: &str,
+    v: &str,
+) -> (i16, Option<String>) {
+    raw_alter(broker, 44, 0, topic, &[(k, 0, Some(v))], true)
+}
+
+fn raw_alter(
+    broker: &Broker,
+    api_key: i16,
+    version: i16,
+    topic: &str,
+    entries: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    fn string(b: &mut Vec<u8>, s: &str) {
+        b.extend_from_slice(&(s.len() as i16).to_be_bytes());
+        b.extend_from_slice(s.as_bytes());
+    }
+    let mut b = request_header_v1(api_key, version, 9);
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.push(2); // resource type: topic
+    string(&mut b, topic);
+    b.extend_from_slice(&(entries.len() as i32).to_be_bytes());
+    for (k, op, v) in entries {
+        string(&mut b, k);
+        if api_key == 44 {
+            b.push(*op as u8);
+        }
+        match v {
+            Some(v) => string(&mut b, v),
+            None => b.extend_from_slice(&(-1i16).to_be_bytes()),
+        }
+    }
+    b.push(u8::from(validate_only));
+    let mut conn = RawConn::connect(broker.bootstrap());
+    conn.send_frame(&b).expect("send");
+    let r = conn.read_frame().expect("AlterConfigs response");
+    let i16_at = |p: usize| i16::from_be_bytes(r[p..p + 2].try_into().expect("i16"));
+    assert_eq!(i32::from_be_bytes(r[0..4].try_into().expect("corr")), 9);
+    assert_eq!(
+        i32::from_be_bytes(r[8..12].try_into().expect("n")),
+        1,
+        "one resource"
+    );
+    let code = i16_at(12);
+    let len = i16_at(14);
+    let msg = (len >= 0).then(|| String::from_utf8_lossy(&r[16..16 + len as usize]).into_owned());
+    (code, msg)
 }

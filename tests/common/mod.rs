@@ -255,8 +255,10 @@ impl Broker {
     /// Consumer configuration for manually assigned consumers (no group).
     pub fn consumer_config(&self) -> ClientConfig {
         let mut c = self.client_config();
-        // No group.id: the consumers are assigned partitions explicitly.
-        c.set("enable.auto.commit", "false")
+        // The consumers are assigned partitions explicitly and never commit;
+        // librdkafka still wants a group id for assign().
+        c.set("group.id", "eddy-e2e")
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
