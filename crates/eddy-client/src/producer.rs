@@ -137,6 +137,21 @@ impl Future for DeliveryFuture {
 }
 
 impl DeliveryFuture {
+    /// The outcome if it is already known, without waiting. After it
+    /// returned `Some`, the future must not be polled again.
+    pub fn try_result(&mut self) -> Option<Result<RecordMetadata, ClientError>> {
+        match &mut self.state {
+            DeliveryState::Waiting(rx) => match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err(ClientError::Closed("producer")))
+                }
+            },
+            DeliveryState::Failed(e) => e.take().map(Err),
+        }
+    }
+
     fn failed(e: ClientError) -> Self {
         DeliveryFuture {
             state: DeliveryState::Failed(Some(e)),

@@ -1,0 +1,243 @@
+//! A real `eddy broker` process for the integration tests, and helpers to
+//! run the `eddy` CLI.
+//!
+//! The binary is `target/<profile>/eddy`, found from the test executable's
+//! path (`target/<profile>/deps/<test>`); if it is missing it is built with
+//! `cargo build -p eddy` (`cargo test --workspace` builds it anyway).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use eddy_client::{AdminClient, CommonConfig, ConsumerConfig, ProducerConfig};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of the `eddy` binary, building it once if needed.
+pub fn eddy_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/<test-binary>
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("test binary is in target/<profile>/deps")
+            .to_path_buf();
+        let bin = profile_dir.join(format!("eddy{}", std::env::consts::EXE_SUFFIX));
+        if !bin.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "eddy", "--bin", "eddy"])
+                .status()
+                .expect("run cargo build -p eddy");
+            assert!(status.success(), "cargo build -p eddy failed");
+        }
+        assert!(bin.exists(), "{} not found", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A broker on 127.0.0.1 (port chosen by the OS) with its own data dir;
+/// killed on drop. Its output is kept and printed if the test fails.
+pub struct Broker {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Self::start_with(&[])
+    }
+
+    /// Starts a broker with `--set KEY=VALUE` for each setting.
+    pub fn start_with(settings: &[&str]) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("eddy-client-it-")
+            .tempdir()
+            .expect("tempdir");
+        let mut cmd = Command::new(eddy_bin());
+        cmd.arg("broker")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path());
+        for s in settings {
+            cmd.arg("--set").arg(s);
+        }
+        let mut child = cmd
+            .env("NO_COLOR", "1")
+            .env("EDDY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn eddy broker");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        read_lines(out, log.clone(), tx.clone());
+        read_lines(err, log.clone(), tx);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => break addr,
+                Err(_) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    panic!(
+                        "broker not ready in time:\n{}",
+                        log.lock().map(|l| l.clone()).unwrap_or_default()
+                    );
+                }
+                Err(_) => {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        thread::sleep(Duration::from_millis(100));
+                        panic!(
+                            "broker exited with {st} before ready:\n{}",
+                            log.lock().map(|l| l.clone()).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        };
+        Broker {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn common(&self) -> CommonConfig {
+        let mut c = CommonConfig::new(&self.addr);
+        c.request_timeout = Duration::from_secs(15);
+        c
+    }
+
+    pub fn admin(&self) -> AdminClient {
+        AdminClient::new(self.common()).expect("admin client")
+    }
+
+    pub fn producer_config(&self) -> ProducerConfig {
+        ProducerConfig::with_common(self.common())
+    }
+
+    pub fn consumer_config(&self) -> ConsumerConfig {
+        let mut c = ConsumerConfig::with_common(self.common());
+        c.fetch_max_wait = Duration::from_millis(100);
+        c
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- broker {} output (last lines) ----", self.addr);
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+fn read_lines<R: Read + Send + 'static>(
+    r: R,
+    log: Arc<Mutex<String>>,
+    ready: mpsc::Sender<String>,
+) {
+    thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Some(addr) = ready_addr(&line) {
+                        let _ = ready.send(addr);
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        if l.len() < (8 << 20) {
+                            l.push_str(&line);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `HOST:PORT` from a line containing `eddy broker ready on HOST:PORT`.
+fn ready_addr(line: &str) -> Option<String> {
+    let rest = line.split("eddy broker ready on").nth(1)?.trim_start();
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+    (port != 0).then_some(addr)
+}
+
+/// Runs `eddy ARGS --bootstrap ADDR` with `stdin`; returns (status, stdout, stderr).
+pub fn cli(broker: &Broker, args: &[&str], stdin: &[u8]) -> (ExitStatus, Vec<u8>, String) {
+    let mut child = Command::new(eddy_bin())
+        .args(args)
+        .arg("--bootstrap")
+        .arg(broker.addr())
+        .env("NO_COLOR", "1")
+        .env_remove("EDDY_BOOTSTRAP")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn eddy");
+    let mut sin = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = sin.write_all(&input);
+    });
+    let mut sout = child.stdout.take().expect("stdout");
+    let mut serr = child.stderr.take().expect("stderr");
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = sout.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = serr.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("eddy {args:?} did not finish within 60 s");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    let out = out.join().unwrap_or_default();
+    let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    (status, out, err)
+}

@@ -1,0 +1,281 @@
+//! `eddy consume TOPIC`: records to stdout, one per line.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use eddy_client::{Consumer, ConsumerRecord, StartOffset};
+
+use super::{unescape, CliError, ConnArgs};
+
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// Topic to consume.
+    topic: String,
+    /// Start at the beginning of each partition (default: the end).
+    #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
+    from_beginning: bool,
+    /// Start at this offset (in each consumed partition).
+    #[arg(long, conflicts_with = "from_timestamp")]
+    offset: Option<i64>,
+    /// Start at the first record at or after this time (ms since the epoch).
+    #[arg(long)]
+    from_timestamp: Option<i64>,
+    /// Consume only this partition (default: all).
+    #[arg(long, short = 'p')]
+    partition: Option<i32>,
+    /// Print the key before the value ("null" for none).
+    #[arg(long)]
+    print_key: bool,
+    /// Print "offset:N".
+    #[arg(long)]
+    print_offset: bool,
+    /// Print "timestamp:MS" (CreateTime or LogAppendTime).
+    #[arg(long)]
+    print_timestamp: bool,
+    /// Print "partition:N".
+    #[arg(long)]
+    print_partition: bool,
+    /// Print "headers:k1=v1,k2=v2".
+    #[arg(long)]
+    print_headers: bool,
+    /// Separator between the printed fields (escapes like \t are understood).
+    #[arg(long, default_value = "\\t")]
+    key_separator: String,
+    /// Exit after this many records.
+    #[arg(long, short = 'n')]
+    max_messages: Option<u64>,
+    /// Exit when no record arrives for this long (ms).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+/// What to print for each record.
+#[derive(Debug, Clone)]
+struct Format {
+    separator: Vec<u8>,
+    timestamp: bool,
+    partition: bool,
+    offset: bool,
+    headers: bool,
+    key: bool,
+}
+
+impl Format {
+    /// `[timestamp:T] [partition:P] [offset:O] [headers:H] [KEY] VALUE\n`, fields
+    /// joined by the separator; invalid UTF-8 is replaced (U+FFFD).
+    fn write(&self, out: &mut Vec<u8>, r: &ConsumerRecord) {
+        let sep = &self.separator;
+        if self.timestamp {
+            out.extend_from_slice(format!("timestamp:{}", r.timestamp).as_bytes());
+            out.extend_from_slice(sep);
+        }
+        if self.partition {
+            out.extend_from_slice(format!("partition:{}", r.partition).as_bytes());
+            out.extend_from_slice(sep);
+        }
+        if self.offset {
+            out.extend_from_slice(format!("offset:{}", r.offset).as_bytes());
+            out.extend_from_slice(sep);
+        }
+        if self.headers {
+            out.extend_from_slice(b"headers:");
+            for (i, h) in r.headers.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(h.key.as_bytes());
+                if let Some(v) = &h.value {
+                    out.push(b'=');
+                    lossy(out, v);
+                }
+            }
+            out.extend_from_slice(sep);
+        }
+        if self.key {
+            lossy(out, r.key.as_deref().unwrap_or(b"null"));
+            out.extend_from_slice(sep);
+        }
+        lossy(out, r.value.as_deref().unwrap_or(b"null"));
+        out.push(b'\n');
+    }
+}
+
+fn lossy(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(String::from_utf8_lossy(b).as_bytes());
+}
+
+pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
+    let start = if a.from_beginning {
+        StartOffset::Earliest
+    } else if let Some(o) = a.offset {
+        if o < 0 {
+            return Err(CliError::Usage(format!(
+                "--offset {o} must not be negative"
+            )));
+        }
+        StartOffset::Offset(o)
+    } else if let Some(t) = a.from_timestamp {
+        StartOffset::Timestamp(t)
+    } else {
+        StartOffset::Latest
+    };
+    let format = Format {
+        separator: unescape(&a.key_separator).into_bytes(),
+        timestamp: a.print_timestamp,
+        partition: a.print_partition,
+        offset: a.print_offset,
+        headers: a.print_headers,
+        key: a.print_key,
+    };
+    let mut consumer = Consumer::new(a.conn.consumer()?)?;
+    match a.partition {
+        Some(p) => {
+            let info = consumer
+                .cluster()
+                .topic_with_leaders(&a.topic, false, Duration::from_secs(10))
+                .await?;
+            if info.partition(p).is_none() {
+                return Err(CliError::Usage(format!(
+                    "topic '{}' has no partition {p} (it has {})",
+                    a.topic,
+                    info.partitions.len()
+                )));
+            }
+            consumer.assign(vec![(a.topic.clone(), p, start)]).await?;
+        }
+        None => consumer.assign_topic(&a.topic, start).await?,
+    }
+    let idle_limit = a.timeout_ms.map(Duration::from_millis);
+    let mut consumed = 0u64;
+    let mut last_record = Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    'outer: loop {
+        if a.max_messages.is_some_and(|m| consumed >= m) {
+            break;
+        }
+        let wait = match idle_limit {
+            Some(limit) => {
+                let left = limit.saturating_sub(last_record.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                left.min(Duration::from_secs(1))
+            }
+            None => Duration::from_secs(1),
+        };
+        let records = tokio::select! {
+            r = consumer.poll(wait) => r?,
+            _ = &mut ctrl_c => break,
+        };
+        if records.is_empty() {
+            continue;
+        }
+        last_record = Instant::now();
+        buf.clear();
+        for r in &records {
+            if a.max_messages.is_some_and(|m| consumed >= m) {
+                break;
+            }
+            format.write(&mut buf, r);
+            consumed += 1;
+        }
+        if let Err(e) = stdout.write_all(&buf).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // The reader went away (e.g. `| head`): stop quietly.
+                break 'outer;
+            }
+            return Err(CliError::Io {
+                context: "cannot write to stdout",
+                source: e,
+            });
+        }
+    }
+    let _ = stdout.flush();
+    eprintln!(
+        "consumed {consumed} {}",
+        if consumed == 1 { "record" } else { "records" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use eddy_client::{Header, TimestampType};
+
+    fn record() -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset: 5,
+            timestamp: 1700000000000,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"v\xffalue")),
+            headers: vec![
+                Header {
+                    key: "a".into(),
+                    value: Some(Bytes::from_static(b"1")),
+                },
+                Header {
+                    key: "b".into(),
+                    value: None,
+                },
+            ],
+        }
+    }
+
+    fn line(f: &Format, r: &ConsumerRecord) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.write(&mut out, r);
+        out
+    }
+
+    #[test]
+    fn record_lines() {
+        let mut f = Format {
+            separator: b"\t".to_vec(),
+            timestamp: false,
+            partition: false,
+            offset: false,
+            headers: false,
+            key: false,
+        };
+        assert_eq!(line(&f, &record()), "v\u{fffd}alue\n".as_bytes());
+        f.offset = true;
+        f.key = true;
+        assert_eq!(
+            line(&f, &record()),
+            "offset:5\tk\tv\u{fffd}alue\n".as_bytes()
+        );
+        f.timestamp = true;
+        f.partition = true;
+        f.headers = true;
+        f.separator = b" | ".to_vec();
+        assert_eq!(
+            line(&f, &record()),
+            "timestamp:1700000000000 | partition:2 | offset:5 | headers:a=1,b | k | v\u{fffd}alue\n"
+                .as_bytes()
+        );
+        let mut r = record();
+        r.key = None;
+        r.value = None;
+        f = Format {
+            separator: b"\t".to_vec(),
+            timestamp: false,
+            partition: false,
+            offset: false,
+            headers: false,
+            key: true,
+        };
+        assert_eq!(line(&f, &r), b"null\tnull\n");
+    }
+}
