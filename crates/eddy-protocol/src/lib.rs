@@ -7,6 +7,11 @@
 //!   [`messages::ApiKey`], [`messages::RequestKind`] and [`messages::ResponseKind`].
 //! - [`records`]: record batches (framing, compression).
 //! - [`error_code`]: [`error_code::ErrorCode`], all Kafka error codes.
+//!
+//! `src/messages/` is generated and committed; after changing the generator
+//! or the definitions, regenerate from the workspace root with
+//! `cargo run -p eddy-codegen -- ../shared/kafka-messages crates/eddy-protocol/src/messages`
+//! (`cargo test -p eddy-codegen` fails while the committed files are stale).
 
 pub mod codec;
 pub mod error_code;
