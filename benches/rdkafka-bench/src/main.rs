@@ -314,7 +314,9 @@ fn produce(bootstrap: &str, topic: &str, n: u64, size: usize) -> Result<Duration
 }
 
 fn consume(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> Result<Duration, String> {
+    // assign() needs a group id in librdkafka; nothing is committed.
     let consumer: BaseConsumer = base_config(bootstrap)
+        .set("group.id", "eddy-bench")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
@@ -322,6 +324,11 @@ fn consume(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> Result<Dura
         .set("max.partition.fetch.bytes", "10485760")
         .set("fetch.wait.max.ms", "100")
         .set("queued.max.messages.kbytes", "1048576")
+        // librdkafka pauses fetching for fetch.queue.backoff.ms (1 s by default)
+        // once queued.min.messages (100k) are buffered; with 100-byte records
+        // that, not the broker, would set the pace.
+        .set("queued.min.messages", "5000000")
+        .set("fetch.queue.backoff.ms", "1")
         .set("check.crcs", "false")
         .create()
         .map_err(|e| format!("consumer: {e}"))?;

@@ -18,6 +18,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::partition::{Partition, PartitionSettings, TopicState};
 
 /// Why the broker could not start or do a metadata operation.
@@ -61,6 +62,8 @@ pub struct Broker {
     topics: RwLock<Topics>,
     /// Woken after every append, so that long-polling fetches re-check.
     pub data_appended: Notify,
+    /// Consumer groups and committed offsets.
+    coordinator: GroupCoordinator,
 }
 
 impl Broker {
@@ -82,12 +85,20 @@ impl Broker {
             meta: Mutex::new(meta),
             topics: RwLock::new(Topics::default()),
             data_appended: Notify::new(),
+            coordinator: GroupCoordinator::new(),
         });
         let metas: Vec<TopicMeta> = broker.meta.lock().topics().cloned().collect();
         for t in metas {
             broker.install_topic(&t, 0)?;
         }
+        broker.coordinator.load(&broker);
+        broker.coordinator.ensure_ticker(&broker);
         Ok(broker)
+    }
+
+    /// The group coordinator (consumer groups and committed offsets).
+    pub fn coordinator(&self) -> &GroupCoordinator {
+        &self.coordinator
     }
 
     pub fn node_id(&self) -> i32 {
@@ -161,6 +172,15 @@ impl Broker {
             int("index.interval.bytes", log.index_interval_bytes as i64).max(0) as u64;
         log.retention_ms = int("retention.ms", log.retention_ms);
         log.retention_bytes = int("retention.bytes", log.retention_bytes);
+        if !get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "delete")
+        {
+            // Kafka's rule: retention deletes segments only under `cleanup.policy=delete`; a
+            // compact-only topic (`__consumer_offsets`) keeps them.
+            log.retention_ms = -1;
+            log.retention_bytes = -1;
+        }
         log.flush_messages = int("flush.messages", i64::MAX).max(1) as u64;
         log.flush_ms = int("flush.ms", log.flush_ms);
         log.file_delete_delay_ms = int("file.delete.delay.ms", log.file_delete_delay_ms);

@@ -16,6 +16,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod coordinator;
 pub mod handlers;
 pub mod partition;
 pub mod router;

@@ -36,6 +36,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The served version range of an API, if it is served.
@@ -177,6 +188,17 @@ pub async fn handle_frame(
             route!(IncrementalAlterConfigsRequest, incremental_alter_configs)
         }
         ApiKey::DescribeCluster => route!(DescribeClusterRequest, describe_cluster),
+        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, find_coordinator),
+        ApiKey::JoinGroup => route!(JoinGroupRequest, join_group),
+        ApiKey::SyncGroup => route!(SyncGroupRequest, sync_group),
+        ApiKey::Heartbeat => route!(HeartbeatRequest, heartbeat),
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, leave_group),
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, offset_commit),
+        ApiKey::OffsetFetch => route!(OffsetFetchRequest, offset_fetch),
+        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, offset_delete),
+        ApiKey::ListGroups => route!(ListGroupsRequest, list_groups),
+        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, describe_groups),
+        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, delete_groups),
         other => Err(RouteError::NotServed { api: other }),
     }
 }

@@ -82,6 +82,12 @@ const LONG_MAX: &str = "9223372036854775807";
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
+const CONSUMER_GROUP_ASSIGNORS: &[&str] = &[
+    "uniform",
+    "range",
+    "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+    "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+];
 
 macro_rules! def {
     ($name:expr, $ty:ident, $default:expr, $validator:expr, [$($syn:expr),*], $doc:expr) => {
@@ -350,12 +356,68 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Allow DeleteTopics."
     ),
     def!(
+        "group.consumer.assignors",
+        List,
+        "uniform,range",
+        Validator::ListOf(CONSUMER_GROUP_ASSIGNORS),
+        [],
+        "Server-side assignors of KIP-848 consumer groups; the first is the default."
+    ),
+    def!(
+        "group.consumer.heartbeat.interval.ms",
+        Int,
+        "5000",
+        Validator::AtLeast(1),
+        [],
+        "Heartbeat interval given to KIP-848 consumer group members."
+    ),
+    def!(
+        "group.consumer.max.size",
+        Int,
+        "2147483647",
+        Validator::AtLeast(1),
+        [],
+        "Most members of a KIP-848 consumer group."
+    ),
+    def!(
+        "group.consumer.session.timeout.ms",
+        Int,
+        "45000",
+        Validator::AtLeast(1),
+        [],
+        "Session timeout of KIP-848 consumer group members."
+    ),
+    def!(
         "group.initial.rebalance.delay.ms",
         Int,
         "3000",
         Validator::AtLeast(0),
         [],
         "Wait for more members before the first rebalance."
+    ),
+    def!(
+        "group.max.session.timeout.ms",
+        Int,
+        "1800000",
+        Validator::AtLeast(1),
+        [],
+        "Largest session timeout a classic group member may ask for."
+    ),
+    def!(
+        "group.max.size",
+        Int,
+        "2147483647",
+        Validator::AtLeast(1),
+        [],
+        "Most members of a classic group."
+    ),
+    def!(
+        "group.min.session.timeout.ms",
+        Int,
+        "6000",
+        Validator::AtLeast(1),
+        [],
+        "Smallest session timeout a classic group member may ask for."
     ),
     def!(
         "log.cleaner.delete.retention.ms",
@@ -598,6 +660,22 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Partitions of auto-created topics and of CreateTopics without a count."
     ),
     def!(
+        "offset.metadata.max.bytes",
+        Int,
+        "4096",
+        Validator::AtLeast(0),
+        [],
+        "Largest metadata string of a committed offset."
+    ),
+    def!(
+        "offsets.retention.check.interval.ms",
+        Long,
+        "600000",
+        Validator::AtLeast(1),
+        [],
+        "How often expired committed offsets are removed."
+    ),
+    def!(
         "offsets.retention.minutes",
         Int,
         "10080",
@@ -620,6 +698,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Validator::AtLeast(1),
         [],
         "Replication factor of __consumer_offsets."
+    ),
+    def!(
+        "offsets.topic.segment.bytes",
+        Int,
+        "104857600",
+        Validator::AtLeast(1),
+        [],
+        "segment.bytes of __consumer_offsets."
     ),
     def!(
         "socket.request.max.bytes",

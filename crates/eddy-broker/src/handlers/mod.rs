@@ -4,12 +4,17 @@
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod topics;
 
 pub use configs::{alter_configs, describe_configs, incremental_alter_configs};
+pub use groups::{
+    delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
+    list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
+};
 pub use topics::{
     create_partitions, create_topics, delete_records, delete_topics, describe_cluster,
 };
