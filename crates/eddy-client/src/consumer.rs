@@ -259,7 +259,18 @@ impl Consumer {
             if a.position.is_none() {
                 continue;
             }
-            let info = self.cluster.topic(&a.topic, false).await?;
+            let info = match self.cluster.topic(&a.topic, false).await {
+                Ok(info) => info,
+                // E.g. LEADER_NOT_AVAILABLE while a leader is elected: later.
+                Err(e)
+                    if e.is_retriable() && e.code() != Some(ErrorCode::UnknownTopicOrPartition) =>
+                {
+                    tracing::debug!(topic = %a.topic, error = %e, "metadata not ready");
+                    missing_leader = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             topic_ids.insert(a.topic.clone(), info.topic_id);
             let p = info.partition(a.partition).ok_or_else(|| {
                 ClientError::from(

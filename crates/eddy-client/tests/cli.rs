@@ -278,12 +278,18 @@ fn produce_failures_exit_non_zero() {
     assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
     let err = fails(&broker, &["produce", "f", "--acks", "2"], "x\n");
     assert!(err.contains("--acks 2"), "{err}");
+    // acks=-1 (not taken for a flag) and acks=0.
+    ok(&broker, &["produce", "f", "--acks", "-1"], "k3:v3\n");
+    ok(&broker, &["produce", "f", "--acks", "0"], "k4:v4\n");
     // The good records were written, empty lines included, CRLF stripped.
     ok(&broker, &["produce", "f"], "\r\nlast\r\n");
     let out = ok(
         &broker,
-        &["consume", "f", "--from-beginning", "--print-key", "-n", "4"],
+        &["consume", "f", "--from-beginning", "--print-key", "-n", "6"],
         "",
     );
-    assert_eq!(out, "k\tv\nk2\tv2\nnull\t\nnull\tlast\n");
+    assert_eq!(
+        out,
+        "k\tv\nk2\tv2\nnull\tk3:v3\nnull\tk4:v4\nnull\t\nnull\tlast\n"
+    );
 }

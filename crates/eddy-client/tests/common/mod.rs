@@ -30,7 +30,7 @@ pub fn eddy_bin() -> PathBuf {
             .expect("test binary is in target/<profile>/deps")
             .to_path_buf();
         let bin = profile_dir.join(format!("eddy{}", std::env::consts::EXE_SUFFIX));
-        if !bin.exists() {
+        if !bin.exists() || sources_newer_than(&bin) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             let status = Command::new(cargo)
                 .args(["build", "-p", "eddy", "--bin", "eddy"])
@@ -42,6 +42,44 @@ pub fn eddy_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// Whether a source file of the binary's crates changed after it was built
+/// (`cargo test -p eddy-client` does not rebuild the `eddy` binary).
+fn sources_newer_than(bin: &std::path::Path) -> bool {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let crates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack: Vec<PathBuf> = [
+        "eddy",
+        "eddy-client",
+        "eddy-broker",
+        "eddy-log",
+        "eddy-meta",
+        "eddy-protocol",
+    ]
+    .iter()
+    .map(|c| crates.join(c).join("src"))
+    .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+            {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// A broker on 127.0.0.1 (port chosen by the OS) with its own data dir;

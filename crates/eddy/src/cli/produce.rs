@@ -30,7 +30,7 @@ pub struct ProduceArgs {
     #[arg(long, short = 'p')]
     partition: Option<i32>,
     /// Acknowledgements: 0, 1 or all (-1).
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", allow_hyphen_values = true)]
     acks: String,
     /// Compression: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
