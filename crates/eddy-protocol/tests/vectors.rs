@@ -269,3 +269,38 @@ fn api_keys() {
         assert!(k.min_version() <= k.max_version());
     }
 }
+
+#[test]
+fn consumer_protocol_subscription_with_version_prefix() {
+    use eddy_protocol::messages::ConsumerProtocolSubscription;
+    let v0: &[u8] = &[
+        0, 0, // version 0
+        0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c', // topics
+        0xff, 0xff, 0xff, 0xff, // null user data
+    ];
+    let mut b = Bytes::from_static(v0);
+    let (version, sub) = ConsumerProtocolSubscription::decode_versioned(&mut b).unwrap();
+    assert!(b.is_empty());
+    assert_eq!(version, 0);
+    assert_eq!(sub.topics, ["a", "bc"]);
+    assert_eq!(sub.user_data, None);
+    let mut w = WriteBuf::new();
+    sub.encode_versioned(&mut w, 0).unwrap();
+    assert_eq!(w.into_bytes().as_ref(), v0);
+
+    // A newer version than we know is read as our latest (fields are only appended).
+    let mut w = WriteBuf::new();
+    sub.encode_versioned(&mut w, ConsumerProtocolSubscription::MAX_VERSION)
+        .unwrap();
+    let mut newer = w.into_bytes().to_vec();
+    newer[1] = 9;
+    newer.extend_from_slice(&[1, 2, 3]);
+    let (version, again) =
+        ConsumerProtocolSubscription::decode_versioned(&mut Bytes::from(newer)).unwrap();
+    assert_eq!(version, 9);
+    assert_eq!(again, sub);
+    assert!(
+        ConsumerProtocolSubscription::decode_versioned(&mut Bytes::from_static(&[0xff, 0xff]))
+            .is_err()
+    );
+}

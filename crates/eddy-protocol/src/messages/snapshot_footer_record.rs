@@ -21,6 +21,33 @@ impl SnapshotFooterRecord {
     pub const MIN_VERSION: i16 = 0;
     pub const MAX_VERSION: i16 = 0;
     pub const FLEXIBLE_MIN_VERSION: i16 = 0;
+
+    /// Decodes an `i16` version prefix then the value at that version (as embedded
+    /// in other messages, e.g. consumer protocol metadata). A version above
+    /// `MAX_VERSION` is read as `MAX_VERSION`: newer versions only append fields.
+    pub fn decode_versioned(buf: &mut Bytes) -> Result<(i16, Self), DecodeError> {
+        let version = read_i16(buf)?;
+        if version < Self::MIN_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                api_key: -1,
+                version,
+            });
+        }
+        let value = Self::decode(buf, version.min(Self::MAX_VERSION))?;
+        Ok((version, value))
+    }
+
+    /// Encodes the `i16` version prefix then the value at that version.
+    pub fn encode_versioned(&self, buf: &mut WriteBuf, version: i16) -> Result<(), EncodeError> {
+        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
+            return Err(EncodeError::UnsupportedVersion {
+                api_key: -1,
+                version,
+            });
+        }
+        buf.put_i16(version);
+        self.encode(buf, version)
+    }
 }
 
 impl Encode for SnapshotFooterRecord {
