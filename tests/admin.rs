@@ -139,7 +139,11 @@ fn create_topics_validates_names() {
     // first FindCoordinator, which librdkafka clients with a group.id send; that the user's
     // CreateTopics of it was refused is asserted above.)
     let names = broker.topic_names();
-    for name in illegal.iter().chain(["zero-parts"].iter()).filter(|n| **n != "__consumer_offsets") {
+    for name in illegal
+        .iter()
+        .chain(["zero-parts"].iter())
+        .filter(|n| **n != "__consumer_offsets")
+    {
         assert!(
             !names.iter().any(|n| n == name),
             "{name:?} listed: {names:?}"
