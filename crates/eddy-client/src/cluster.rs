@@ -314,7 +314,7 @@ impl Cluster {
         Ok(result)
     }
 
-    fn merge(&self, r: &MetadataResult, all_topics: bool) {
+    pub(crate) fn merge(&self, r: &MetadataResult, all_topics: bool) {
         let mut st = self.state.write();
         let mut meta = (*st.meta).clone();
         meta.cluster_id = r.cluster_id.clone();

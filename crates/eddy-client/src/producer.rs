@@ -550,6 +550,7 @@ fn drain_ready(inner: &Arc<Inner>, st: &mut State) -> (BTreeMap<i32, Drained>, O
     let mut next: Option<Instant> = None;
     let mut expired = Vec::new();
     let mut refresh = HashSet::new();
+    let mut request_bytes: HashMap<i32, usize> = HashMap::new();
     let earliest = |t: Instant, next: &mut Option<Instant>| {
         *next = Some(next.map_or(t, |n: Instant| n.min(t)));
     };
@@ -598,6 +599,14 @@ fn drain_ready(inner: &Arc<Inner>, st: &mut State) -> (BTreeMap<i32, Drained>, O
             earliest(now + inner.cluster.config().retry_backoff, &mut next);
             continue;
         };
+        // Keep each request within max.request.size (a lone batch may exceed it).
+        let size = front.built.as_ref().map_or(front.size, Bytes::len);
+        let bytes = request_bytes.entry(leader).or_insert(0usize);
+        if *bytes > 0 && *bytes + size > cfg.max_request_size {
+            earliest(now, &mut next);
+            continue;
+        }
+        *bytes += size;
         let Some(mut b) = q.batches.pop_front() else {
             continue;
         };
@@ -1027,5 +1036,67 @@ mod tests {
             "{} < {actual}",
             r.estimated_size()
         );
+    }
+
+    /// An `Inner` whose cluster metadata has topic "t" with `n` partitions led by node 1.
+    fn inner_with_topic(n: i32, cfg: ProducerConfig) -> Arc<Inner> {
+        let cluster = Cluster::new(cfg.common.clone()).unwrap();
+        cluster.merge(
+            &crate::cluster::MetadataResult {
+                version: 12,
+                cluster_id: None,
+                controller_id: Some(1),
+                brokers: vec![],
+                topics: vec![("t".to_string(), Ok(Arc::new(topic(n))))],
+            },
+            false,
+        );
+        Arc::new(Inner {
+            cluster,
+            config: cfg,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            idle: Notify::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn drain_honours_linger_in_flight_and_request_size() {
+        let mut c = cfg(16384);
+        c.linger = std::time::Duration::from_secs(60);
+        c.max_request_size = 1000;
+        let inner = inner_with_topic(4, c.clone());
+        let mut st = inner.state.lock();
+        let mut rxs = Vec::new();
+        for p in 0..4 {
+            rxs.push(
+                add(
+                    &mut st,
+                    &c,
+                    &topic(4),
+                    ProducerRecord::new("t", vec![0u8; 400]).partition(p),
+                )
+                .1,
+            );
+        }
+        // Within linger and not full: nothing is ready; the deadline is the linger end.
+        let (ready, next) = drain_ready(&inner, &mut st);
+        assert!(ready.is_empty());
+        let next = next.unwrap();
+        assert!(next > Instant::now() + std::time::Duration::from_secs(50));
+        // Flushing makes everything ready, two ~500-byte batches per 1000-byte request.
+        st.flushing = 1;
+        let (ready, next) = drain_ready(&inner, &mut st);
+        let sent: Vec<i32> = ready[&1].iter().map(|((_, p), _)| *p).collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(next.unwrap() <= Instant::now(), "the rest is due at once");
+        // Partitions in flight are skipped; the others go in the next request.
+        let (ready2, _) = drain_ready(&inner, &mut st);
+        let sent2: Vec<i32> = ready2[&1].iter().map(|((_, p), _)| *p).collect();
+        assert_eq!(sent2.len(), 2);
+        assert!(sent2.iter().all(|p| !sent.contains(p)));
+        let (ready3, _) = drain_ready(&inner, &mut st);
+        assert!(ready3.is_empty());
+        assert!(st.queues.values().all(|q| q.in_flight));
     }
 }
