@@ -64,7 +64,12 @@ pub struct Broker {
     pub data_appended: Notify,
     /// Consumer groups and committed offsets.
     coordinator: GroupCoordinator,
+    /// Producer ids reserved in the metadata store and not yet handed out: (next, end).
+    producer_ids: Mutex<(i64, i64)>,
 }
+
+/// Producer ids are reserved in the metadata store in blocks of this many (Kafka: 1000).
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     /// Opens the data directory: metadata store, then every partition's log (recovering it).
@@ -86,6 +91,7 @@ impl Broker {
             topics: RwLock::new(Topics::default()),
             data_appended: Notify::new(),
             coordinator: GroupCoordinator::new(),
+            producer_ids: Mutex::new((0, 0)),
         });
         let metas: Vec<TopicMeta> = broker.meta.lock().topics().cloned().collect();
         for t in metas {
@@ -430,6 +436,23 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// Hands out a fresh producer id (reserving a new block in the store when needed).
+    pub fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let first = self.meta.lock().allocate_producer_ids(PRODUCER_ID_BLOCK)?;
+            *ids = (first, first + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Whether `id` is one this broker has handed out.
+    pub fn issued_producer_id(&self, id: i64) -> bool {
+        id >= 0 && id < self.producer_ids.lock().0
     }
 
     // ---- housekeeping ----------------------------------------------------------------------

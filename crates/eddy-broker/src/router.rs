@@ -47,6 +47,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The served version range of an API, if it is served.
@@ -199,6 +200,7 @@ pub async fn handle_frame(
         ApiKey::ListGroups => route!(ListGroupsRequest, list_groups),
         ApiKey::DescribeGroups => route!(DescribeGroupsRequest, describe_groups),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, delete_groups),
+        ApiKey::InitProducerId => route!(InitProducerIdRequest, init_producer_id),
         other => Err(RouteError::NotServed { api: other }),
     }
 }
