@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -19,7 +20,7 @@ use rdkafka::producer::{
     ThreadedProducer,
 };
 
-use crate::common::{block_on, crc32c, segment_batches, Broker, OP_TIMEOUT};
+use crate::common::{block_on, crc32c, segment_batches, wait_until, Broker, OP_TIMEOUT};
 
 /// Records every acknowledged (partition, offset, sequence number).
 #[derive(Default)]
@@ -443,4 +444,96 @@ fn recovery_drops_half_written_last_batch() {
 #[test]
 fn recovery_drops_last_batch_with_bad_crc() {
     damaged_tail(Damage::FlipByteInLastBatch);
+}
+
+/// Small segments: records span many segment files, survive SIGKILL across
+/// them, and time retention deletes whole old segments (moving the low
+/// watermark) without touching what remains.
+#[test]
+fn segments_roll_recover_and_expire() {
+    let mut broker = Broker::start_with(&[
+        "log.segment.bytes=16384",
+        "log.retention.check.interval.ms=200",
+    ]);
+    let topic = "roll";
+    broker.create_topics(&[(topic, 1)]);
+    let p: FutureProducer = broker
+        .producer_config()
+        .set("linger.ms", "0")
+        .set("batch.size", "4096")
+        .create()
+        .expect("producer");
+    let n = 600i64;
+    let payload = |i: i64| format!("{i:06}-").repeat(30).into_bytes();
+    block_on(async {
+        let mut futs = Vec::new();
+        for i in 0..n {
+            let v = payload(i);
+            let rec = FutureRecord::<(), _>::to(topic).partition(0).payload(&v);
+            futs.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        }
+        for (i, f) in futs.into_iter().enumerate() {
+            let d = f
+                .await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("acked");
+            assert_eq!(d.offset, i as i64);
+        }
+    });
+    drop(p);
+    let dir = broker.partition_dir(topic, 0);
+    let segments = log_files(&dir).len();
+    assert!(
+        segments >= 5,
+        "~126 KB in 16 KiB segments made only {segments} segment(s)"
+    );
+
+    let check_all = |broker: &Broker, from: i64| {
+        let msgs = broker.consume_all(topic, &[0]);
+        assert_eq!(msgs.len() as i64, n - from, "records from {from}");
+        for (m, i) in msgs.iter().zip(from..) {
+            assert_eq!(m.offset(), i);
+            assert_eq!(m.payload(), Some(&payload(i)[..]), "offset {i}");
+        }
+    };
+    check_all(&broker, 0);
+
+    broker.kill();
+    broker.restart();
+    assert_eq!(broker.watermarks(topic, 0), (0, n), "after SIGKILL");
+    check_all(&broker, 0);
+
+    // Expire everything old: whole segments go, the low watermark moves to a
+    // segment boundary, and the remaining records are intact.
+    let admin = broker.admin();
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", "1");
+    block_on(admin.alter_configs([&alter], &AdminOptions::new())).expect("AlterConfigs");
+    let moved = wait_until(Duration::from_secs(15), || {
+        broker.watermarks(topic, 0).0 > 0
+    });
+    assert!(moved, "retention.ms=1 deleted nothing within 15 s");
+    let (low, high) = broker.watermarks(topic, 0);
+    assert_eq!(high, n, "retention must not change the high watermark");
+    assert!(low <= n, "low watermark {low} beyond high {high}");
+    assert!(
+        log_files(&dir).len() < segments,
+        "no segment file was deleted"
+    );
+    if low < n {
+        check_all(&broker, low);
+    }
+    // Appends continue at the same offset sequence.
+    let p: FutureProducer = broker.producer_config().create().expect("producer");
+    let d = block_on(
+        p.send(
+            FutureRecord::<(), _>::to(topic)
+                .partition(0)
+                .payload("after-retention"),
+            OP_TIMEOUT,
+        ),
+    )
+    .map_err(|(e, _)| e)
+    .expect("produce after retention");
+    assert_eq!(d.offset, n);
 }
