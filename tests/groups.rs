@@ -383,12 +383,10 @@ fn two_groups_on_one_topic_each_read_everything() {
 }
 
 #[test]
-#[ignore = "KIP-848 ConsumerGroupHeartbeat is being implemented"]
 fn kip848_consumer_gets_partitions_from_the_server_side_assignor() {
     let broker = Broker::start();
     broker.create_topics(&[("g848-topic", 4)]);
     produce(&broker, "g848-topic", 4, 5);
-    let extra = [("group.protocol", "consumer")];
     let mk = || {
         let mut c: ClientConfig = broker.client_config();
         c.set("group.id", "g848")
@@ -396,7 +394,6 @@ fn kip848_consumer_gets_partitions_from_the_server_side_assignor() {
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
-        let _ = extra;
         c.create::<BaseConsumer>().expect("create consumer")
     };
     let c1 = mk();

@@ -47,6 +47,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
 ];
 
@@ -200,6 +202,12 @@ pub async fn handle_frame(
         ApiKey::ListGroups => route!(ListGroupsRequest, list_groups),
         ApiKey::DescribeGroups => route!(DescribeGroupsRequest, describe_groups),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, delete_groups),
+        ApiKey::ConsumerGroupHeartbeat => {
+            route!(ConsumerGroupHeartbeatRequest, consumer_group_heartbeat)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            route!(ConsumerGroupDescribeRequest, consumer_group_describe)
+        }
         ApiKey::InitProducerId => route!(InitProducerIdRequest, init_producer_id),
         other => Err(RouteError::NotServed { api: other }),
     }

@@ -442,9 +442,7 @@ impl GroupCoordinator {
                     c.tick(now, wall, &cfg.classic, &mut fx);
                     self.finish_classic(broker, &g.id, c, fx, cfg);
                 }
-                GroupKind::Consumer(c) => {
-                    c.tick(now, &cfg.consumer);
-                }
+                GroupKind::Consumer(c) => c.tick(now, wall),
             }
         }
     }

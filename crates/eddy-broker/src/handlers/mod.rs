@@ -5,6 +5,7 @@ pub mod api_versions;
 pub mod configs;
 pub mod fetch;
 pub mod groups;
+pub mod groups_consumer;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -16,6 +17,7 @@ pub use groups::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
 };
+pub use groups_consumer::{consumer_group_describe, consumer_group_heartbeat};
 pub use topics::{
     create_partitions, create_topics, delete_records, delete_topics, describe_cluster,
 };
