@@ -1152,3 +1152,370 @@ pub mod delete_groups {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use eddy_protocol::error_code::ErrorCode;
+    use eddy_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use eddy_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use eddy_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+    };
+    use eddy_protocol::messages::*;
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::BrokerConfig;
+    use crate::coordinator::{partition_for, OFFSETS_TOPIC};
+    use crate::router::RequestContext;
+
+    fn ctx(v: i16) -> RequestContext {
+        RequestContext {
+            api_version: v,
+            correlation_id: 1,
+            client_id: Some("test".into()),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut cfg = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+        cfg.props
+            .insert("offsets.topic.num.partitions".into(), "5".into());
+        Broker::open(cfg).unwrap()
+    }
+
+    fn commit(group: &str, generation: i32, parts: &[(&str, i32, i64)]) -> OffsetCommitRequest {
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (t, p, o) in parts {
+            topics
+                .entry(t)
+                .or_default()
+                .push(OffsetCommitRequestPartition {
+                    partition_index: *p,
+                    committed_offset: *o,
+                    committed_leader_epoch: 3,
+                    committed_metadata: Some(format!("m{o}")),
+                    ..Default::default()
+                });
+        }
+        OffsetCommitRequest {
+            group_id: group.into(),
+            generation_id_or_member_epoch: generation,
+            member_id: String::new(),
+            topics: topics
+                .into_iter()
+                .map(|(name, partitions)| OffsetCommitRequestTopic {
+                    name: name.into(),
+                    partitions,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn codes(r: &OffsetCommitResponse) -> Vec<i16> {
+        r.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()
+    }
+
+    fn fetch_v8(groups: &[&str]) -> OffsetFetchRequest {
+        OffsetFetchRequest {
+            groups: groups
+                .iter()
+                .map(|g| OffsetFetchRequestGroup {
+                    group_id: g.to_string(),
+                    member_id: None,
+                    member_epoch: -1,
+                    topics: Some(vec![OffsetFetchRequestTopics {
+                        name: "t".into(),
+                        partition_indexes: vec![0, 1],
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                })
+                .collect(),
+            require_stable: true,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn offsets_are_committed_fetched_persisted_and_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        b.create_topic("t", 2, BTreeMap::new(), false, false)
+            .unwrap();
+
+        // FindCoordinator creates the offsets topic; batched keys from v4.
+        let r = find_coordinator::handle(
+            &b,
+            &ctx(4),
+            FindCoordinatorRequest {
+                key_type: 0,
+                coordinator_keys: vec!["g1".into(), "".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.coordinators[0].error_code, 0);
+        assert_eq!(r.coordinators[0].node_id, b.node_id());
+        assert_eq!(
+            r.coordinators[1].error_code,
+            ErrorCode::InvalidRequest.code()
+        );
+        let t = b.topic(OFFSETS_TOPIC).expect("offsets topic");
+        assert!(t.internal);
+        assert_eq!(t.partitions.len(), 5);
+        let meta = b.topic_meta(OFFSETS_TOPIC).unwrap();
+        assert_eq!(meta.configs["cleanup.policy"], "compact");
+        let r = find_coordinator::handle(
+            &b,
+            &ctx(3),
+            FindCoordinatorRequest {
+                key: "tx".into(),
+                key_type: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::CoordinatorNotAvailable.code());
+
+        // A simple consumer commits for an unknown group; a member generation is refused.
+        let r = offset_commit::handle(&b, &ctx(8), commit("g1", -1, &[("t", 0, 10), ("t", 1, 20)]))
+            .await;
+        assert_eq!(codes(&r), vec![0, 0]);
+        let r = offset_commit::handle(&b, &ctx(8), commit("g2", 4, &[("t", 0, 1)])).await;
+        assert_eq!(codes(&r), vec![ErrorCode::IllegalGeneration.code()]);
+        let r = offset_commit::handle(
+            &b,
+            &ctx(8),
+            commit("g1", -1, &[("nope", 0, 1), ("t", 9, 1)]),
+        )
+        .await;
+        assert_eq!(
+            codes(&r),
+            vec![ErrorCode::UnknownTopicOrPartition.code(); 2]
+        );
+        let r = offset_commit::handle(&b, &ctx(8), commit("", -1, &[("t", 0, 1)])).await;
+        assert_eq!(codes(&r), vec![ErrorCode::InvalidGroupId.code()]);
+        let mut big = commit("g1", -1, &[("t", 0, 1)]);
+        big.topics[0].partitions[0].committed_metadata = Some("x".repeat(5000));
+        let r = offset_commit::handle(&b, &ctx(8), big).await;
+        assert_eq!(codes(&r), vec![ErrorCode::OffsetMetadataTooLarge.code()]);
+
+        // The records are in the group's partition of __consumer_offsets.
+        let p = partition_for("g1", 5);
+        assert!(b.partition(OFFSETS_TOPIC, p).unwrap().high_watermark() >= 1);
+
+        // Several groups in one OffsetFetch (v8); unknown group → -1.
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["g1", "unknown"])).await;
+        assert_eq!(r.groups.len(), 2);
+        let g1 = &r.groups[0].topics[0].partitions;
+        assert_eq!((g1[0].committed_offset, g1[1].committed_offset), (10, 20));
+        assert_eq!(g1[0].committed_leader_epoch, 3);
+        assert_eq!(g1[0].metadata.as_deref(), Some("m10"));
+        let un = &r.groups[1].topics[0].partitions;
+        assert_eq!((un[0].committed_offset, un[0].error_code), (-1, 0));
+
+        // After a restart (the log is replayed) the offsets are still there; v7 all topics.
+        drop(b);
+        let b = open(dir.path());
+        let r = offset_fetch::handle(
+            &b,
+            &ctx(7),
+            OffsetFetchRequest {
+                group_id: "g1".into(),
+                topics: None,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, 0);
+        let got: Vec<(i32, i64)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.committed_offset))
+            .collect();
+        assert_eq!(got, vec![(0, 10), (1, 20)]);
+
+        // ListGroups sees the simple group as Empty; filters apply from v4/v5.
+        let r = list_groups::handle(&b, &ctx(5), ListGroupsRequest::default()).await;
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].group_state, "Empty");
+        assert_eq!(r.groups[0].group_type, "classic");
+        let r = list_groups::handle(
+            &b,
+            &ctx(5),
+            ListGroupsRequest {
+                states_filter: vec!["stable".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(r.groups.is_empty());
+        let r = list_groups::handle(
+            &b,
+            &ctx(5),
+            ListGroupsRequest {
+                types_filter: vec!["consumer".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(r.groups.is_empty());
+
+        // OffsetDelete of an empty group, then DeleteGroups.
+        let r = offset_delete::handle(
+            &b,
+            &ctx(0),
+            OffsetDeleteRequest {
+                group_id: "g1".into(),
+                topics: vec![OffsetDeleteRequestTopic {
+                    name: "t".into(),
+                    partitions: vec![OffsetDeleteRequestPartition {
+                        partition_index: 1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["g1"])).await;
+        let ps = &r.groups[0].topics[0].partitions;
+        assert_eq!((ps[0].committed_offset, ps[1].committed_offset), (10, -1));
+        let r = delete_groups::handle(
+            &b,
+            &ctx(2),
+            DeleteGroupsRequest {
+                groups_names: vec!["g1".into(), "g1".into(), "nope".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                0,
+                ErrorCode::GroupIdNotFound.code(),
+                ErrorCode::GroupIdNotFound.code()
+            ]
+        );
+        // Deletion is persisted too.
+        drop(b);
+        let b = open(dir.path());
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["g1"])).await;
+        assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, -1);
+        let r = list_groups::handle(&b, &ctx(5), ListGroupsRequest::default()).await;
+        assert!(r.groups.is_empty());
+    }
+
+    #[tokio::test]
+    async fn join_group_argument_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        let join = |group: &str, session: i32, member: &str| JoinGroupRequest {
+            group_id: group.into(),
+            session_timeout_ms: session,
+            rebalance_timeout_ms: 10_000,
+            member_id: member.into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![Default::default()],
+            ..Default::default()
+        };
+        let r = join_group::handle(&b, &ctx(5), join("", 10_000, "")).await;
+        assert_eq!(r.error_code, ErrorCode::InvalidGroupId.code());
+        let r = join_group::handle(&b, &ctx(5), join("g", 5_999, "")).await;
+        assert_eq!(r.error_code, ErrorCode::InvalidSessionTimeout.code());
+        let r = join_group::handle(&b, &ctx(5), join("g", 1_800_001, "")).await;
+        assert_eq!(r.error_code, ErrorCode::InvalidSessionTimeout.code());
+        // A known member id in an unknown group.
+        let r = join_group::handle(&b, &ctx(5), join("g", 10_000, "m-1")).await;
+        assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
+        // v4+: a new member gets its id first.
+        let r = join_group::handle(&b, &ctx(5), join("g", 10_000, "")).await;
+        assert_eq!(r.error_code, ErrorCode::MemberIdRequired.code());
+        assert!(r.member_id.starts_with("test-"));
+        let r = heartbeat::handle(
+            &b,
+            &ctx(4),
+            HeartbeatRequest {
+                group_id: "g".into(),
+                generation_id: 0,
+                member_id: "m-1".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
+        let r = sync_group::handle(
+            &b,
+            &ctx(5),
+            SyncGroupRequest {
+                group_id: "nope".into(),
+                member_id: "m-1".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
+        let r = leave_group::handle(
+            &b,
+            &ctx(3),
+            LeaveGroupRequest {
+                group_id: "nope".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
+        let r = describe_groups::handle(
+            &b,
+            &ctx(5),
+            DescribeGroupsRequest {
+                groups: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.groups[0].group_state, "Dead");
+    }
+
+    #[tokio::test]
+    async fn offsets_of_empty_groups_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        b.create_topic("t", 2, BTreeMap::new(), false, false)
+            .unwrap();
+        let r = offset_commit::handle(&b, &ctx(8), commit("old", -1, &[("t", 0, 10)])).await;
+        assert_eq!(codes(&r), vec![0]);
+        let mut cfg = GroupSettings::from_broker(&b);
+        // Not yet.
+        b.coordinator().expire_offsets(&b, &cfg);
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["old"])).await;
+        assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, 10);
+        cfg.offsets_retention_ms = 0;
+        b.coordinator().expire_offsets(&b, &cfg);
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["old"])).await;
+        assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, -1);
+        assert!(b.coordinator().group("old").is_none(), "group forgotten");
+        // And it stays expired after a restart.
+        drop(b);
+        let b = open(dir.path());
+        assert!(b.coordinator().group("old").is_none());
+    }
+}
