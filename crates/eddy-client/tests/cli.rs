@@ -278,6 +278,21 @@ fn produce_failures_exit_non_zero() {
     assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
     let err = fails(&broker, &["produce", "f", "--acks", "2"], "x\n");
     assert!(err.contains("--acks 2"), "{err}");
+    // An unreachable broker is reported at once.
+    for args in [
+        &["produce", "f"][..],
+        &["consume", "f"][..],
+        &["topic", "list"][..],
+    ] {
+        let mut full = args.to_vec();
+        full.extend(["--bootstrap", "127.0.0.1:1"]);
+        let (status, _, err) = common::cli_raw(&full, b"x\n");
+        assert!(!status.success());
+        assert_eq!(
+            err, "eddy: cannot connect to 127.0.0.1:1: connection refused\n",
+            "{full:?}"
+        );
+    }
     // acks=-1 (not taken for a flag) and acks=0.
     ok(&broker, &["produce", "f", "--acks", "-1"], "k3:v3\n");
     ok(&broker, &["produce", "f", "--acks", "0"], "k4:v4\n");

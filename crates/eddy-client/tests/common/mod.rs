@@ -242,10 +242,15 @@ fn ready_addr(line: &str) -> Option<String> {
 
 /// Runs `eddy ARGS --bootstrap ADDR` with `stdin`; returns (status, stdout, stderr).
 pub fn cli(broker: &Broker, args: &[&str], stdin: &[u8]) -> (ExitStatus, Vec<u8>, String) {
+    let mut full = args.to_vec();
+    full.extend(["--bootstrap", broker.addr()]);
+    cli_raw(&full, stdin)
+}
+
+/// Runs `eddy ARGS` with `stdin`; returns (status, stdout, stderr).
+pub fn cli_raw(args: &[&str], stdin: &[u8]) -> (ExitStatus, Vec<u8>, String) {
     let mut child = Command::new(eddy_bin())
         .args(args)
-        .arg("--bootstrap")
-        .arg(broker.addr())
         .env("NO_COLOR", "1")
         .env_remove("EDDY_BOOTSTRAP")
         .stdin(Stdio::piped())

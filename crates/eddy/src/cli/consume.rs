@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use eddy_client::{Consumer, ConsumerRecord, StartOffset};
+use eddy_client::{Cluster, Consumer, ConsumerRecord, StartOffset};
 
 use super::{unescape, CliError, ConnArgs};
 
@@ -131,7 +131,11 @@ pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
         headers: a.print_headers,
         key: a.print_key,
     };
-    let mut consumer = Consumer::new(a.conn.consumer()?)?;
+    let cfg = a.conn.consumer()?;
+    // Fail fast (rather than retry) if no broker answers.
+    let cluster = Cluster::new(cfg.common.clone())?;
+    cluster.any_connection().await?;
+    let mut consumer = Consumer::with_cluster(cfg, cluster);
     match a.partition {
         Some(p) => {
             let info = consumer

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Args;
-use eddy_client::{Acks, Compression, DeliveryFuture, Header, Producer, ProducerRecord};
+use eddy_client::{Acks, Cluster, Compression, DeliveryFuture, Header, Producer, ProducerRecord};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{parse_kv, unescape, CliError, ConnArgs};
@@ -158,7 +158,10 @@ pub async fn run(a: ProduceArgs) -> Result<ExitCode, CliError> {
             "--key-separator must not be empty".to_string(),
         ));
     }
-    let producer = Producer::new(cfg)?;
+    // Fail fast (rather than retry until delivery.timeout.ms) if no broker answers.
+    let cluster = Cluster::new(cfg.common.clone())?;
+    cluster.any_connection().await?;
+    let producer = Producer::with_cluster(cfg, cluster)?;
     let mut tally = Tally::default();
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     let mut stdin = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
