@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
@@ -493,4 +494,217 @@ fn list_offsets_max_timestamp() {
     // By timestamp, through the same raw path.
     let (err, ts, off) = query(4, base + 4000);
     assert_eq!((err, ts, off), (0, base + 5000, 0));
+}
+
+fn keyed_specs(n: usize, tag: &str) -> Vec<Spec> {
+    (0..n)
+        .map(|i| Spec {
+            key: Some(format!("{tag}-{}", i % 5).into_bytes()),
+            value: Some(format!("{tag} value {i}").into_bytes()),
+            headers: Vec::new(),
+            partition: None,
+            timestamp: None,
+        })
+        .collect()
+}
+
+/// acks=0 (no response at all), acks=all and an idempotent producer all land
+/// every record exactly once.
+#[test]
+fn acks_zero_all_and_idempotent() {
+    let broker = Broker::start();
+    let topic = "acks";
+    broker.create_topics(&[(topic, 3)]);
+
+    // acks=0: the broker must not answer (librdkafka would otherwise see a
+    // response it never asked for); records still arrive.
+    let p0: FutureProducer = broker
+        .producer_config()
+        .set("acks", "0")
+        .create()
+        .expect("producer");
+    let zero = keyed_specs(200, "zero");
+    let acks = produce_all(&p0, topic, &zero);
+    assert_eq!(acks.len(), 200);
+    drop(p0);
+
+    let pall: FutureProducer = broker
+        .producer_config()
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    let all = keyed_specs(200, "all");
+    let acks_all = produce_all(&pall, topic, &all);
+    drop(pall);
+
+    let pidem: FutureProducer = broker
+        .producer_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    let idem = keyed_specs(2000, "idem");
+    let acks_idem = produce_all(&pidem, topic, &idem);
+    drop(pidem);
+
+    let by_part = broker.consume_by_partition(topic, &[0, 1, 2]);
+    assert_dense(topic, &by_part);
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for m in by_part.values().flatten() {
+        *seen
+            .entry(m.payload().unwrap_or_default().to_vec())
+            .or_default() += 1;
+    }
+    for s in zero.iter().chain(&all).chain(&idem) {
+        let v = s.value.clone().unwrap_or_default();
+        assert_eq!(
+            seen.get(&v).copied(),
+            Some(1),
+            "{:?} not stored exactly once",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    assert_eq!(seen.values().sum::<usize>(), 2400, "extra records");
+    for (s, (p, off)) in all.iter().zip(&acks_all).chain(idem.iter().zip(&acks_idem)) {
+        let m = &by_part[p][*off as usize];
+        assert_same_record(&format!("{p}/{off}"), s, m);
+    }
+}
+
+/// A record over the broker's message.max.bytes is refused with
+/// MESSAGE_TOO_LARGE, nothing is appended, and the partition keeps working.
+#[test]
+fn record_over_message_max_bytes_is_refused() {
+    let broker = Broker::start_with(&["message.max.bytes=20000"]);
+    let topic = "limits";
+    broker.create_topics(&[(topic, 1)]);
+    let p: FutureProducer = broker
+        .producer_config()
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    let big = vec![b'x'; 50_000];
+    let res = block_on(p.send(
+        FutureRecord::<(), _>::to(topic).partition(0).payload(&big),
+        OP_TIMEOUT,
+    ));
+    match res {
+        Ok(d) => panic!("a 50 kB record was accepted under message.max.bytes=20000: {d:?}"),
+        Err((e, _)) => assert_eq!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::MessageSizeTooLarge),
+            "error {e}"
+        ),
+    }
+    assert_eq!(broker.watermarks(topic, 0), (0, 0));
+    let ok = produce_all(&p, topic, &keyed_specs(3, "small"));
+    assert_eq!(ok, vec![(0, 0), (0, 1), (0, 2)]);
+}
+
+/// With log.message.timestamp.type=LogAppendTime the broker stamps records.
+#[test]
+fn log_append_time() {
+    let broker = Broker::start_with(&["log.message.timestamp.type=LogAppendTime"]);
+    let topic = "lat";
+    broker.create_topics(&[(topic, 1)]);
+    let before = now_ms();
+    let mut specs = keyed_specs(5, "lat");
+    for s in &mut specs {
+        s.timestamp = Some(1_000_000); // 1970: must be replaced
+        s.partition = Some(0);
+    }
+    produce_all(&producer(&broker, "lz4"), topic, &specs);
+    let after = now_ms();
+    let msgs = broker.consume_all(topic, &[0]);
+    assert_eq!(msgs.len(), 5);
+    for m in &msgs {
+        match m.timestamp() {
+            Timestamp::LogAppendTime(ts) => assert!(
+                ts >= before - 1000 && ts <= after + 1000,
+                "append time {ts} outside [{before}, {after}]"
+            ),
+            other => panic!("expected LogAppendTime, got {other:?}"),
+        }
+    }
+}
+
+/// Fetch long poll over a raw socket: an empty fetch waits max_wait_ms, and a
+/// waiting fetch is answered as soon as a record arrives.
+#[test]
+fn fetch_long_poll() {
+    use crate::common::{request_header_v1, RawConn};
+    use std::time::{Duration, Instant};
+
+    let broker = Broker::start();
+    let topic = "poll";
+    broker.create_topics(&[(topic, 1)]);
+
+    fn fetch_v4(corr: i32, topic: &str, offset: i64, max_wait: i32) -> Vec<u8> {
+        let mut b = request_header_v1(1, 4, corr);
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // replica id
+        b.extend_from_slice(&max_wait.to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes()); // min bytes
+        b.extend_from_slice(&(1i32 << 20).to_be_bytes()); // max bytes
+        b.push(0); // read uncommitted
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        b.extend_from_slice(topic.as_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // partition
+        b.extend_from_slice(&offset.to_be_bytes());
+        b.extend_from_slice(&(1i32 << 20).to_be_bytes()); // partition max bytes
+        b
+    }
+    /// (error code, high watermark, records length) of the single partition.
+    fn parse(r: &[u8], topic: &str) -> (i16, i64, i32) {
+        let mut pos = 8; // correlation id, throttle
+        let rd = |p: usize, n: usize| &r[p..p + n];
+        assert_eq!(rd(pos, 4), 1i32.to_be_bytes());
+        pos += 4;
+        let n = i16::from_be_bytes(rd(pos, 2).try_into().expect("len")) as usize;
+        pos += 2;
+        assert_eq!(rd(pos, n), topic.as_bytes());
+        pos += n;
+        assert_eq!(rd(pos, 4), 1i32.to_be_bytes());
+        pos += 8; // count + partition index
+        let err = i16::from_be_bytes(rd(pos, 2).try_into().expect("err"));
+        let hw = i64::from_be_bytes(rd(pos + 2, 8).try_into().expect("hw"));
+        pos += 2 + 8 + 8; // error, high watermark, last stable offset
+        let aborted = i32::from_be_bytes(rd(pos, 4).try_into().expect("aborted"));
+        pos += 4 + 34 * aborted.max(0) as usize;
+        let len = i32::from_be_bytes(rd(pos, 4).try_into().expect("records"));
+        (err, hw, len)
+    }
+
+    // Nothing to read: the answer comes after ~max_wait, empty.
+    let mut conn = RawConn::connect(broker.bootstrap());
+    let t = Instant::now();
+    conn.send_frame(&fetch_v4(1, topic, 0, 600)).expect("send");
+    let r = conn.read_frame().expect("fetch response");
+    let waited = t.elapsed();
+    let (err, hw, len) = parse(&r, topic);
+    assert_eq!((err, hw), (0, 0));
+    assert!(len <= 0, "records from an empty partition");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "empty fetch with max_wait 600 ms answered after {waited:?}"
+    );
+
+    // A waiting fetch (max_wait 10 s) is answered when a record is produced.
+    let t = Instant::now();
+    conn.send_frame(&fetch_v4(2, topic, 0, 10_000))
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    let p = producer(&broker, "none");
+    produce_all(&p, topic, &keyed_specs(1, "wake"));
+    let r = conn.read_frame().expect("fetch response");
+    let waited = t.elapsed();
+    let (err, hw, len) = parse(&r, topic);
+    assert_eq!((err, hw), (0, 1));
+    assert!(len > 0, "woken fetch carried no records");
+    assert!(
+        waited < Duration::from_secs(5),
+        "fetch not woken by the produce: answered after {waited:?}"
+    );
 }
