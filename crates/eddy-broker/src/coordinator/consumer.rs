@@ -212,8 +212,14 @@ impl ConsumerGroup {
         }
     }
 
-    /// OffsetCommit of a KIP-848 group: `generation` is the member epoch.
-    pub fn validate_offset_commit(&self, member_id: &str, epoch: i32) -> Result<(), ErrorCode> {
+    /// OffsetCommit of a KIP-848 group: `generation` is the member epoch; members must use
+    /// OffsetCommit v9+.
+    pub fn validate_offset_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        api_version: i16,
+    ) -> Result<(), ErrorCode> {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
@@ -221,6 +227,9 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ErrorCode::UnknownMemberId)?;
+        if api_version < 9 {
+            return Err(ErrorCode::UnsupportedVersion);
+        }
         if m.epoch != epoch {
             return Err(ErrorCode::StaleMemberEpoch);
         }
@@ -664,17 +673,21 @@ mod tests {
         assert_eq!(t.hb("b", 5, None, 600), Err(ErrorCode::FencedMemberEpoch));
         assert_eq!(t.hb("zz", 2, None, 600), Err(ErrorCode::UnknownMemberId));
         // Offsets: member epoch checks.
-        assert_eq!(t.g.validate_offset_commit("a", 2), Ok(()));
+        assert_eq!(t.g.validate_offset_commit("a", 2, 9), Ok(()));
         assert_eq!(
-            t.g.validate_offset_commit("a", 1),
+            t.g.validate_offset_commit("a", 2, 8),
+            Err(ErrorCode::UnsupportedVersion)
+        );
+        assert_eq!(
+            t.g.validate_offset_commit("a", 1, 9),
             Err(ErrorCode::StaleMemberEpoch)
         );
         assert_eq!(
-            t.g.validate_offset_commit("x", 2),
+            t.g.validate_offset_commit("x", 2, 9),
             Err(ErrorCode::UnknownMemberId)
         );
         assert_eq!(
-            t.g.validate_offset_commit("", -1),
+            t.g.validate_offset_commit("", -1, 9),
             Err(ErrorCode::UnknownMemberId)
         );
         // b leaves: a gets everything at its next heartbeat.

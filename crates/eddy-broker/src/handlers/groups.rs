@@ -451,7 +451,9 @@ pub mod offset_commit {
                 req.group_instance_id.as_deref(),
                 generation,
             ),
-            GroupKind::Consumer(c) => c.validate_offset_commit(&req.member_id, generation),
+            GroupKind::Consumer(c) => {
+                c.validate_offset_commit(&req.member_id, generation, ctx.api_version)
+            }
         };
         if let Err(code) = check {
             return error_response(&req, code);

@@ -354,3 +354,169 @@ pub mod consumer_group_describe {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use eddy_protocol::error_code::ErrorCode;
+    use eddy_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use eddy_protocol::messages::*;
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::BrokerConfig;
+    use crate::router::RequestContext;
+
+    fn ctx(v: i16) -> RequestContext {
+        RequestContext {
+            api_version: v,
+            correlation_id: 1,
+            client_id: Some("test".into()),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut cfg = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+        cfg.props
+            .insert("offsets.topic.num.partitions".into(), "3".into());
+        Broker::open(cfg).unwrap()
+    }
+
+    fn join(member: &str) -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest {
+            group_id: "g".into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            topic_partitions: Some(vec![]),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn heartbeat_validation_join_and_describe() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        let t = b
+            .create_topic("t", 3, BTreeMap::new(), false, false)
+            .unwrap();
+        let c1 = ctx(1);
+        let hb = |r| consumer_group_heartbeat::handle(&b, &c1, r);
+        // Argument errors.
+        let mut r = join("m1");
+        r.rebalance_timeout_ms = -1;
+        assert_eq!(hb(r).await.error_code, ErrorCode::InvalidRequest.code());
+        let mut r = join("m1");
+        r.subscribed_topic_names = None;
+        assert_eq!(hb(r).await.error_code, ErrorCode::InvalidRequest.code());
+        assert_eq!(
+            hb(join("")).await.error_code,
+            ErrorCode::InvalidRequest.code()
+        );
+        let mut r = join("m1");
+        r.server_assignor = Some("sticky".into());
+        assert_eq!(
+            hb(r).await.error_code,
+            ErrorCode::UnsupportedAssignor.code()
+        );
+        let mut r = join("m1");
+        r.member_epoch = 3;
+        assert_eq!(hb(r).await.error_code, ErrorCode::UnknownMemberId.code());
+        // Join: all three partitions, by topic id.
+        let mut r = join("m1");
+        r.server_assignor = Some("range".into());
+        let resp = hb(r).await;
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        assert_eq!(resp.member_epoch, 1);
+        assert_eq!(resp.heartbeat_interval_ms, 5000);
+        let a = resp.assignment.unwrap();
+        assert_eq!(a.topic_partitions.len(), 1);
+        assert_eq!(
+            a.topic_partitions[0].topic_id,
+            eddy_protocol::codec::Uuid(t.id)
+        );
+        assert_eq!(a.topic_partitions[0].partitions, vec![0, 1, 2]);
+        // A steady heartbeat carries no assignment.
+        let resp = hb(ConsumerGroupHeartbeatRequest {
+            group_id: "g".into(),
+            member_id: "m1".into(),
+            member_epoch: 1,
+            rebalance_timeout_ms: -1,
+            topic_partitions: Some(vec![TopicPartitions {
+                topic_id: eddy_protocol::codec::Uuid(t.id),
+                partitions: vec![0, 1, 2],
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!((resp.error_code, resp.member_epoch), (0, 1));
+        assert!(resp.assignment.is_none());
+        // Classic APIs do not mix with it.
+        let r = crate::handlers::join_group::handle(
+            &b,
+            &ctx(5),
+            JoinGroupRequest {
+                group_id: "g".into(),
+                session_timeout_ms: 10_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![Default::default()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::InconsistentGroupProtocol.code());
+        // ConsumerGroupDescribe.
+        let d = consumer_group_describe::handle(
+            &b,
+            &ctx(0),
+            ConsumerGroupDescribeRequest {
+                group_ids: vec!["g".into(), "nope".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        let g = &d.groups[0];
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.group_state, "Stable");
+        assert_eq!((g.group_epoch, g.assignment_epoch), (1, 1));
+        assert_eq!(g.assignor_name, "range");
+        assert_eq!(g.members[0].member_id, "m1");
+        assert_eq!(g.members[0].assignment.topic_partitions[0].topic_name, "t");
+        assert_eq!(d.groups[1].error_code, ErrorCode::GroupIdNotFound.code());
+        // The group is listed as a consumer group.
+        let l = crate::handlers::list_groups::handle(
+            &b,
+            &ctx(5),
+            ListGroupsRequest {
+                types_filter: vec!["consumer".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(l.groups.len(), 1);
+        assert_eq!(l.groups[0].group_type, "consumer");
+        // Leave.
+        let resp = hb(ConsumerGroupHeartbeatRequest {
+            group_id: "g".into(),
+            member_id: "m1".into(),
+            member_epoch: -1,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!((resp.error_code, resp.member_epoch), (0, -1));
+        let d = consumer_group_describe::handle(
+            &b,
+            &ctx(0),
+            ConsumerGroupDescribeRequest {
+                group_ids: vec!["g".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(d.groups[0].group_state, "Empty");
+    }
+}
