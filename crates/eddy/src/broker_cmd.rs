@@ -46,7 +46,7 @@ fn build_config(args: &BrokerArgs) -> Result<BrokerConfig, String> {
     // server.properties keys that Eddy also takes as flags: the flags win when given.
     if args.config.is_some() {
         if let Some(dirs) = config.props.get("log.dirs").cloned() {
-            if args.data_dir == PathBuf::from("./eddy-data") {
+            if args.data_dir.as_os_str() == "./eddy-data" {
                 config.data_dir =
                     PathBuf::from(dirs.split(',').next().unwrap_or("./eddy-data").trim());
             }
