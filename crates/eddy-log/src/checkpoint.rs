@@ -8,6 +8,9 @@ use std::path::Path;
 pub(crate) const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 pub(crate) const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset";
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
+/// First offset the cleaner has not cleaned (Kafka keeps these per data
+/// directory in `cleaner-offset-checkpoint`; Eddy keeps one per partition).
+pub(crate) const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 const VERSION: &str = "0";
 
 /// Replace `dir/name` with `contents`, durably.

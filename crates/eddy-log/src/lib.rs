@@ -12,13 +12,21 @@
 //! `flush_messages` / `flush_ms` and on [`Log::flush`] / [`Log::close`]. After
 //! an unclean stop, [`Log::open`] rescans everything after the recovery point
 //! (length, magic, CRC-32C, offsets) and truncates at the first bad batch.
+//!
+//! Compaction (`cleanup.policy=compact`): a [`Cleaner`] rewrites the closed
+//! segments of a log keeping the latest record of each key; see
+//! [`Log::plan_cleaning`], [`Cleaner::clean`], [`Log::finish_cleaning`].
 
 mod checkpoint;
+mod cleaner;
 mod index;
 mod log;
+mod offset_map;
 mod segment;
 
+pub use crate::cleaner::{CleanPlan, CleanStats, Cleaned, Cleaner, CleanerConfig};
 pub use crate::log::Log;
+pub use crate::offset_map::OffsetMap;
 
 use eddy_protocol::records::RecordError;
 
@@ -45,6 +53,50 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// `max.message.bytes`: largest batch accepted by `append`.
     pub max_message_bytes: usize,
+    /// `cleanup.policy`: retention (`delete`) and/or compaction (`compact`).
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`: dirty share above which the cleaner runs.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record older than this makes the log
+    /// eligible for compaction whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones survive after the cleaning
+    /// that first saw them (their batch's delete horizon, KIP-534).
+    pub delete_retention_ms: i64,
+}
+
+/// `cleanup.policy`: `delete`, `compact` or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Retention by time and size deletes old segments.
+    pub delete: bool,
+    /// The cleaner keeps only the latest record of each key.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+
+    /// Parse Kafka's comma-separated list (`delete`, `compact`, `compact,delete`).
+    /// Unknown entries are ignored; an empty list means neither.
+    pub fn parse(s: &str) -> CleanupPolicy {
+        let has = |p: &str| s.split(',').any(|x| x.trim().eq_ignore_ascii_case(p));
+        CleanupPolicy {
+            delete: has("delete"),
+            compact: has("compact"),
+        }
+    }
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
 }
 
 impl Default for LogConfig {
@@ -60,6 +112,11 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
             max_message_bytes: 1_048_588,
+            cleanup_policy: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -118,4 +175,6 @@ pub enum LogError {
     Record(#[from] RecordError),
     #[error("invalid log directory {0}")]
     InvalidDirectory(String),
+    #[error("log cleaning aborted: {0}")]
+    CleaningAborted(String),
 }

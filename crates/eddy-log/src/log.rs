@@ -13,12 +13,13 @@ use eddy_protocol::records::{
 use tracing::{debug, info, warn};
 
 use crate::checkpoint::{
-    self, CheckpointError, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    self, CheckpointError, CLEANER_OFFSET_CHECKPOINT, LEADER_EPOCH_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
+use crate::cleaner::{self, CleanPlan, CleanStats, Cleaned, Cleaner, PlanSegment};
 use crate::segment::{
-    now_ms, BatchMeta, Scan, Scanner, Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
+    now_ms, BatchMeta, Scan, Scanner, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
+    LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use crate::{AppendInfo, LogConfig, LogError, ReadResult, RecoveryInfo};
 
@@ -43,6 +44,8 @@ pub struct Log {
     pending_deletes: Vec<(i64, PathBuf)>,
     recovery: RecoveryInfo,
     metas: Vec<BatchMeta>,
+    /// First offset not cleaned by the cleaner (its checkpoint).
+    cleaner_checkpoint: i64,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> LogError {
@@ -75,6 +78,7 @@ impl Log {
     /// Open or create the log in `dir`, recovering it if needed.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         fs::create_dir_all(dir)?;
+        cleaner::complete_swaps(dir)?;
         let mut bases = Vec::new();
         let mut others = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -125,6 +129,11 @@ impl Log {
             Log::recover(dir, config, &bases, start_ckpt, rp_ckpt, epochs)?
         };
         log.recovery.segments = log.segment_count();
+        let cleaned = read_checkpoint(
+            dir,
+            checkpoint::read_offset(&dir.join(CLEANER_OFFSET_CHECKPOINT)),
+        )?;
+        log.cleaner_checkpoint = cleaned.unwrap_or(0).min(log.log_end_offset());
         info!(
             dir = %dir.display(),
             segments = log.segment_count(),
@@ -163,6 +172,7 @@ impl Log {
             pending_deletes: Vec::new(),
             recovery: RecoveryInfo::default(),
             metas: Vec::new(),
+            cleaner_checkpoint: 0,
         }
     }
 
@@ -839,7 +849,8 @@ impl Log {
     /// segments, oldest first, never the active one. Returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let mut n = 0;
-        if self.config.retention_ms >= 0 {
+        let delete = self.config.cleanup_policy.delete;
+        if delete && self.config.retention_ms >= 0 {
             while n < self.closed.len()
                 && now_ms.saturating_sub(self.closed[n].largest_timestamp())
                     > self.config.retention_ms
@@ -847,7 +858,7 @@ impl Log {
                 n += 1;
             }
         }
-        if self.config.retention_bytes >= 0 {
+        if delete && self.config.retention_bytes >= 0 {
             let remaining: u64 = self.segments().skip(n).map(|s| s.size).sum();
             let mut diff = remaining as i64 - self.config.retention_bytes;
             while n < self.closed.len() && diff - self.closed[n].size as i64 >= 0 {
@@ -1004,6 +1015,10 @@ impl Log {
     }
 
     fn after_truncate(&mut self, leo: i64) -> Result<(), LogError> {
+        if self.cleaner_checkpoint > leo {
+            self.cleaner_checkpoint = leo;
+            checkpoint::write_offset(&self.dir, CLEANER_OFFSET_CHECKPOINT, leo)?;
+        }
         if self.recovery_point > leo {
             self.recovery_point = leo;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT_CHECKPOINT, leo)?;
@@ -1122,6 +1137,230 @@ impl Log {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+}
+
+/// Where the cleaner stands on a log.
+struct DirtyState {
+    first_dirty: i64,
+    first_uncleanable: i64,
+    /// First closed segment holding offsets at or past the log start.
+    start_idx: usize,
+    clean_bytes: u64,
+    dirty_bytes: u64,
+}
+
+impl DirtyState {
+    fn ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.dirty_bytes as f64 / total as f64
+        }
+    }
+}
+
+// ---- compaction ---------------------------------------------------------------------------
+impl Log {
+    /// Base offset of the segment after closed segment `i`.
+    fn closed_next(&self, i: usize) -> i64 {
+        self.closed
+            .get(i + 1)
+            .map_or(self.active.base_offset, |s| s.base_offset)
+    }
+
+    fn dirty_state(&self, now: i64) -> DirtyState {
+        let log_start = self.log_start_offset;
+        let first_dirty = self
+            .cleaner_checkpoint
+            .max(log_start)
+            .min(self.active.base_offset);
+        let start_idx = (0..self.closed.len())
+            .find(|&i| self.closed_next(i) > log_start)
+            .unwrap_or(self.closed.len());
+        let mut first_uncleanable = self.active.base_offset;
+        let min_lag = self.config.min_compaction_lag_ms;
+        if min_lag > 0 {
+            for i in start_idx..self.closed.len() {
+                let s = &self.closed[i];
+                if self.closed_next(i) > first_dirty
+                    && now.saturating_sub(s.largest_timestamp()) < min_lag
+                {
+                    first_uncleanable = s.base_offset.max(first_dirty);
+                    break;
+                }
+            }
+        }
+        let (mut clean_bytes, mut dirty_bytes) = (0, 0);
+        for i in start_idx..self.closed.len() {
+            let s = &self.closed[i];
+            if self.closed_next(i) <= first_dirty {
+                clean_bytes += s.size;
+            } else if s.base_offset < first_uncleanable {
+                dirty_bytes += s.size;
+            }
+        }
+        DirtyState {
+            first_dirty,
+            first_uncleanable,
+            start_idx,
+            clean_bytes,
+            dirty_bytes,
+        }
+    }
+
+    /// The cleaner's dirty ratio: bytes of closed segments not yet cleaned
+    /// (and old enough for `min.compaction.lag.ms`) / bytes of closed
+    /// segments. 0 for an empty log. Meaningful for compacted logs.
+    pub fn cleanable_dirty_ratio(&self) -> f64 {
+        self.dirty_state(now_ms()).ratio()
+    }
+
+    /// The first offset the cleaner has not cleaned (its checkpoint).
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.cleaner_checkpoint
+            .max(self.log_start_offset)
+            .min(self.log_end_offset())
+    }
+
+    /// What the cleaner should clean now, if anything (call under the read
+    /// lock): None unless the log is compacted and its dirty ratio is above
+    /// `min.cleanable.dirty.ratio` or its oldest dirty batch is older than
+    /// `max.compaction.lag.ms`. `force` plans whenever there are closed
+    /// segments (to drop expired tombstones on demand).
+    pub fn plan_cleaning(&self, now: i64, force: bool) -> Option<CleanPlan> {
+        if !self.config.cleanup_policy.compact {
+            return None;
+        }
+        let st = self.dirty_state(now);
+        let ratio = st.ratio();
+        let mut need_now = false;
+        let max_lag = self.config.max_compaction_lag_ms;
+        if st.dirty_bytes > 0 && max_lag < i64::MAX {
+            let first = (st.start_idx..self.closed.len())
+                .find(|&i| self.closed_next(i) > st.first_dirty)
+                .and_then(|i| first_batch_time(&self.closed[i]));
+            need_now = first.is_some_and(|t| now.saturating_sub(t) > max_lag);
+        }
+        let wanted = (st.dirty_bytes > 0
+            && (need_now || ratio > self.config.min_cleanable_dirty_ratio))
+            || (force && st.dirty_bytes + st.clean_bytes > 0);
+        if !wanted {
+            return None;
+        }
+        let segments = (st.start_idx..self.closed.len())
+            .filter(|&i| self.closed[i].base_offset < st.first_uncleanable)
+            .map(|i| {
+                let s = &self.closed[i];
+                PlanSegment {
+                    base: s.base_offset,
+                    next: self.closed_next(i),
+                    size: s.size,
+                    path: s.log_path.clone(),
+                    last_modified_ms: s.last_modified_ms,
+                }
+            })
+            .collect();
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            segments,
+            first_dirty: st.first_dirty,
+            first_uncleanable: st.first_uncleanable,
+            dirty_ratio: ratio,
+            need_compaction_now: need_now,
+            now_ms: now,
+        })
+    }
+
+    /// Swap in the segments written by [`Cleaner::clean`] (call under the
+    /// write lock). Returns false, discarding them, if the segments they
+    /// replace changed since the plan (retention, truncation).
+    ///
+    /// Per group: `.cleaned` → `.swap` (committed: a crash from here on
+    /// completes the swap at open), old segments → `.deleted`, `.swap` →
+    /// final name; the directory is fsynced between the steps.
+    pub fn finish_cleaning(&mut self, mut done: Cleaned) -> Result<bool, LogError> {
+        if done.dir != self.dir {
+            return Ok(false);
+        }
+        let find =
+            |closed: &[Segment], base: i64| closed.iter().position(|s| s.base_offset == base);
+        for g in &done.groups {
+            let Some(i) = g.old.first().and_then(|&(b, _)| find(&self.closed, b)) else {
+                debug!(dir = %self.dir.display(), "segments changed during cleaning; discarding it");
+                return Ok(false);
+            };
+            let unchanged = g.old.iter().enumerate().all(|(j, &(b, size))| {
+                self.closed
+                    .get(i + j)
+                    .is_some_and(|s| s.base_offset == b && s.size == size)
+            });
+            if !unchanged {
+                debug!(dir = %self.dir.display(), "segments changed during cleaning; discarding it");
+                return Ok(false);
+            }
+        }
+        for g in done.groups.iter_mut() {
+            let Some(i) = g.old.first().and_then(|&(b, _)| find(&self.closed, b)) else {
+                continue;
+            };
+            let n = g.old.len();
+            let Some(mut seg) = g.seg.take() else {
+                continue;
+            };
+            if let Err(e) = seg.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX) {
+                g.seg = Some(seg);
+                return Err(e.into());
+            }
+            checkpoint::sync_dir(&self.dir)?;
+            seg.next_offset = self.closed_next(i + n - 1);
+            let old: Vec<Segment> = self.closed.splice(i..i + n, std::iter::once(seg)).collect();
+            for s in old {
+                self.schedule_delete(s)?;
+            }
+            checkpoint::sync_dir(&self.dir)?;
+            self.closed[i].rename_suffix(SWAP_SUFFIX, "")?;
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        let end = done.end_offset.min(self.log_end_offset());
+        if end != self.cleaner_checkpoint {
+            self.cleaner_checkpoint = end;
+            checkpoint::write_offset(&self.dir, CLEANER_OFFSET_CHECKPOINT, end)?;
+        }
+        let st = &done.stats;
+        info!(
+            dir = %self.dir.display(),
+            cleaned_to = end,
+            segments_replaced = st.segments_replaced,
+            segments_now = st.groups,
+            bytes_read = st.bytes_read,
+            bytes_written = st.bytes_written,
+            records_read = st.records_read,
+            records_retained = st.records_retained,
+            tombstones_removed = st.tombstones_removed,
+            elapsed_ms = st.elapsed_ms,
+            "log cleaned"
+        );
+        Ok(true)
+    }
+
+    /// Plan, clean and swap in one go (tests, tools; the broker splits the
+    /// steps to clean without holding the partition's lock). None if there
+    /// was nothing to clean or the segments changed meanwhile.
+    pub fn clean(
+        &mut self,
+        cleaner: &mut Cleaner,
+        now: i64,
+        force: bool,
+    ) -> Result<Option<CleanStats>, LogError> {
+        let Some(plan) = self.plan_cleaning(now, force) else {
+            return Ok(None);
+        };
+        let done = cleaner.clean(&plan)?;
+        let stats = done.stats.clone();
+        Ok(self.finish_cleaning(done)?.then_some(stats))
     }
 }
 

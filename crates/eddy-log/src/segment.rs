@@ -13,6 +13,10 @@ pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
 pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+/// A segment written by the cleaner, not yet part of the log.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// A cleaned segment committed to replace the segments it covers.
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
 
 pub(crate) fn file_name(base: i64, suffix: &str) -> String {
     format!("{base:020}{suffix}")
@@ -148,7 +152,32 @@ impl Segment {
 
     /// Create a new empty active segment.
     pub(crate) fn create(dir: &Path, base: i64, index_bytes: u64) -> io::Result<Segment> {
+        Self::create_with_suffix(dir, base, "", index_bytes)
+    }
+
+    /// Create a new empty segment whose three files carry `suffix` (the
+    /// cleaner's `.cleaned`; leftovers of an earlier attempt are replaced).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base: i64,
+        suffix: &str,
+        index_bytes: u64,
+    ) -> io::Result<Segment> {
         let (lp, ip, tp) = Self::paths(dir, base);
+        let (lp, ip, tp) = if suffix.is_empty() {
+            (lp, ip, tp)
+        } else {
+            let (lp, ip, tp) = (
+                with_suffix(&lp, suffix),
+                with_suffix(&ip, suffix),
+                with_suffix(&tp, suffix),
+            );
+            match fs::remove_file(&lp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            (lp, ip, tp)
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -393,6 +422,56 @@ impl Segment {
         Ok(out)
     }
 
+    /// Rename the three files from `<name><from>` to `<name><to>` (a suffix
+    /// may be empty): indexes first, the `.log` last, so that the `.log`
+    /// file's name is the commit point of each step of a swap.
+    pub(crate) fn rename_suffix(&mut self, from: &str, to: &str) -> io::Result<()> {
+        let swap = |p: &Path| -> Option<PathBuf> {
+            let s = p.to_str()?;
+            let stem = s.strip_suffix(from)?;
+            Some(PathBuf::from(format!("{stem}{to}")))
+        };
+        for idx in [&mut self.offset_index.0, &mut self.time_index.0] {
+            let Some(np) = swap(idx.path()) else {
+                return Err(io::Error::other(format!(
+                    "{} does not end with {from:?}",
+                    idx.path().display()
+                )));
+            };
+            fs::rename(idx.path(), &np)?;
+            idx.set_path(np);
+        }
+        let Some(np) = swap(&self.log_path) else {
+            return Err(io::Error::other(format!(
+                "{} does not end with {from:?}",
+                self.log_path.display()
+            )));
+        };
+        fs::rename(&self.log_path, &np)?;
+        self.log_path = np;
+        Ok(())
+    }
+
+    /// Set the `.log` file's modification time (a cleaned segment keeps the
+    /// time of the segments it replaces, for time-based retention).
+    pub(crate) fn set_last_modified(&mut self, ms: i64) -> io::Result<()> {
+        if ms > 0 {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+            self.file.set_modified(t)?;
+            self.last_modified_ms = ms;
+        }
+        Ok(())
+    }
+
+    /// Paths of the three files.
+    pub(crate) fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.clone(),
+            self.offset_index.0.path().to_path_buf(),
+            self.time_index.0.path().to_path_buf(),
+        ]
+    }
+
     /// Largest timestamp for retention: max record timestamp, or the file's
     /// modification time when no batch carries one.
     pub(crate) fn largest_timestamp(&self) -> i64 {
@@ -404,7 +483,7 @@ impl Segment {
     }
 }
 
-fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
