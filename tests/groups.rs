@@ -437,3 +437,63 @@ fn kip848_consumer_gets_partitions_from_the_server_side_assignor() {
         |s| s[0].len() == 4,
     );
 }
+
+#[test]
+fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=200"]);
+    broker.create_topics(&[("gs-topic", 4)]);
+    let mk = |instance: &str| {
+        group_consumer(
+            &broker,
+            "gs",
+            &[
+                ("group.instance.id", instance),
+                ("partition.assignment.strategy", "range"),
+            ],
+        )
+    };
+    let a = mk("instance-a");
+    let b = mk("instance-b");
+    a.subscribe(&["gs-topic"]).expect("subscribe");
+    b.subscribe(&["gs-topic"]).expect("subscribe");
+    let sets = poll_until(
+        &broker,
+        &[&a, &b],
+        Duration::from_secs(60),
+        "2-way split",
+        |s| covers_disjointly(s, 4),
+    );
+    let (a_parts, b_parts) = (sets[0].clone(), sets[1].clone());
+    // A static member does not leave on close; its replacement takes its place.
+    drop(a);
+    let a2 = mk("instance-a");
+    a2.subscribe(&["gs-topic"]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = a2.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        assert_eq!(
+            assigned(&b),
+            b_parts,
+            "b's partitions changed: a rebalance happened"
+        );
+        if assigned(&a2) == a_parts {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted static member did not get {a_parts:?}: {:?}\n{}",
+            assigned(&a2),
+            broker.log_text()
+        );
+    }
+    // A few more seconds: still no rebalance (the old member id is fenced, not expired into
+    // a rebalance).
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let _ = a2.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        assert_eq!(assigned(&b), b_parts);
+        assert_eq!(assigned(&a2), a_parts);
+    }
+}

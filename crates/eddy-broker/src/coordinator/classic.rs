@@ -719,6 +719,9 @@ impl ClassicGroup {
             fx.syncs
                 .push((old, sync_error(ErrorCode::FencedInstanceId)));
         }
+        // Before v9 the rejoining static leader is told the old leader id, so that it does
+        // not compute an assignment without the member list.
+        let current_leader = self.leader.clone().unwrap_or_default();
         m.id = new_id.clone();
         m.deadline = now + Duration::from_millis(m.session_timeout_ms.max(0) as u64);
         m.protocols = req.protocols.clone();
@@ -746,7 +749,9 @@ impl ClassicGroup {
                         r.skip_assignment = is_leader;
                         r
                     } else {
-                        self.join_response(&new_id, false)
+                        let mut r = self.join_response(&new_id, false);
+                        r.leader = current_leader;
+                        r
                     };
                     r.member_id = new_id.clone();
                     if let Some(tx) = self
@@ -1621,6 +1626,10 @@ mod tests {
         assert_eq!(j2.error_code, 0);
         assert_ne!(j2.member_id, old);
         assert_eq!(j2.generation_id, 1, "no rebalance");
+        // Before v9 the old leader id comes back: the member must not assign.
+        assert_eq!(j2.leader, old);
+        assert!(j2.members.is_empty());
+        assert_eq!(t.g.leader.as_deref(), Some(j2.member_id.as_str()));
         assert_eq!(t.g.state, ClassicState::Stable);
         assert_eq!(t.persisted, persisted + 1);
         assert_eq!(
