@@ -497,3 +497,51 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
         assert_eq!(assigned(&a2), a_parts);
     }
 }
+
+#[test]
+fn kip848_group_resumes_from_committed_offsets_after_a_broker_sigkill() {
+    let mut broker = Broker::start();
+    broker.create_topics(&[("g848r-topic", 2)]);
+    produce(&broker, "g848r-topic", 2, 10);
+    let mk = |broker: &Broker| {
+        let mut c: ClientConfig = broker.client_config();
+        c.set("group.id", "g848r")
+            .set("group.protocol", "consumer")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        c.create::<BaseConsumer>().expect("create consumer")
+    };
+    {
+        let c = mk(&broker);
+        c.subscribe(&["g848r-topic"]).expect("subscribe");
+        poll_until(&broker, &[&c], Duration::from_secs(30), "assignment", |s| {
+            s[0].len() == 2
+        });
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("g848r-topic", 0, Offset::Offset(4))
+            .expect("tpl");
+        tpl.add_partition_offset("g848r-topic", 1, Offset::Offset(9))
+            .expect("tpl");
+        c.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+    broker.kill();
+    broker.restart();
+    // Membership is not persisted, offsets are: a new member starts where the group was.
+    let c = mk(&broker);
+    c.subscribe(&["g848r-topic"]).expect("subscribe");
+    let mut first: HashMap<i32, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no records after restart: {first:?}\n{}",
+            broker.log_text()
+        );
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            first.entry(m.partition()).or_insert(m.offset());
+        }
+    }
+    assert_eq!(first[&0], 4);
+    assert_eq!(first[&1], 9);
+}
