@@ -6,4 +6,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release -p eddy -p eddy-bench
-exec target/release/eddy-bench --broker-bin target/release/eddy "$@"
+target="${CARGO_TARGET_DIR:-target}/release"
+exec "$target/eddy-bench" --broker-bin "$target/eddy" "$@"
