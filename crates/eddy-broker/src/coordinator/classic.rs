@@ -1661,6 +1661,34 @@ mod tests {
     }
 
     #[test]
+    fn group_max_size_and_leader_handover() {
+        let mut t = T::new();
+        let (leader, follower) = stable_with_two(&mut t);
+        // A group of two with group.max.size=2 refuses a third member.
+        let small = ClassicSettings {
+            max_size: 2,
+            ..cfg()
+        };
+        let (tx, mut rx) = oneshot::channel();
+        let mut fx = Effects::default();
+        let mut r = jreq("", &[RANGE]);
+        r.require_known_member_id = false;
+        t.g.join(r, tx, t.at(7_000), 7_000, &small, &mut fx);
+        fx.deliver();
+        let resp = rx.try_recv().unwrap();
+        assert_eq!(resp.error_code, ErrorCode::GroupMaxSizeReached.code());
+        assert_eq!(t.g.members.len(), 2);
+        assert_eq!(t.g.state, ClassicState::Stable);
+        // The leader leaves: the follower becomes leader of the next generation.
+        assert_eq!(t.leave(&leader, 8_000), ErrorCode::None);
+        assert_eq!(t.g.leader.as_deref(), Some(follower.as_str()));
+        let mut rf = t.join(jreq(&follower, &[RANGE]), 8_100);
+        let r = rf.try_recv().unwrap();
+        assert_eq!((r.generation_id, r.leader.as_str()), (2, follower.as_str()));
+        assert_eq!(r.members.len(), 1);
+    }
+
+    #[test]
     fn offset_commit_rules() {
         let mut t = T::new();
         // Simple consumer on an empty group.

@@ -530,7 +530,11 @@ impl GroupCoordinator {
                 }
                 tracing::info!(group = %g.id, offsets = doomed.len(), "expired committed offsets");
             }
-            if g.is_empty() && g.offsets.is_empty() {
+            let pending = match &g.kind {
+                GroupKind::Classic(c) => c.pending_member_count() > 0,
+                GroupKind::Consumer(_) => false,
+            };
+            if g.is_empty() && g.offsets.is_empty() && !pending {
                 // Kafka deletes such a group with a tombstone of its metadata.
                 if let Ok(k) = records::group_key(&g.id) {
                     if self.append(broker, &g.id, &[(k, None)]).is_ok() {
