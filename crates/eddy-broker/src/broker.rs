@@ -187,6 +187,14 @@ impl Broker {
             log.retention_ms = -1;
             log.retention_bytes = -1;
         }
+        log.cleanup_policy = eddy_log::CleanupPolicy::parse(&get("cleanup.policy"));
+        log.min_cleanable_dirty_ratio = get("min.cleanable.dirty.ratio")
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(log.min_cleanable_dirty_ratio);
+        log.min_compaction_lag_ms = int("min.compaction.lag.ms", log.min_compaction_lag_ms);
+        log.max_compaction_lag_ms = int("max.compaction.lag.ms", log.max_compaction_lag_ms);
+        log.delete_retention_ms = int("delete.retention.ms", log.delete_retention_ms);
         log.flush_messages = int("flush.messages", i64::MAX).max(1) as u64;
         log.flush_ms = int("flush.ms", log.flush_ms);
         log.file_delete_delay_ms = int("file.delete.delay.ms", log.file_delete_delay_ms);
@@ -478,6 +486,45 @@ impl Broker {
                 Err(e) => {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
                 }
+            }
+        }
+    }
+
+    /// One round of the log cleaner: cleans the compacted partition that needs it most (past
+    /// `max.compaction.lag.ms` first, then the highest dirty ratio above
+    /// `min.cleanable.dirty.ratio`). The segments are rewritten without the partition's lock;
+    /// only the plan (read lock) and the swap (write lock) take it. Returns whether a log was
+    /// cleaned.
+    pub fn clean_filthiest_log(&self, cleaner: &mut eddy_log::Cleaner) -> bool {
+        let now = now_ms();
+        let mut best: Option<(Arc<Partition>, eddy_log::CleanPlan)> = None;
+        for p in self.all_partitions() {
+            let Some(plan) = p.log.read().plan_cleaning(now, false) else {
+                continue;
+            };
+            let rank = (plan.need_compaction_now(), plan.dirty_ratio());
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| rank > (b.need_compaction_now(), b.dirty_ratio()))
+            {
+                best = Some((p, plan));
+            }
+        }
+        let Some((p, plan)) = best else {
+            return false;
+        };
+        let result = cleaner
+            .clean(&plan)
+            .and_then(|done| p.log.write().finish_cleaning(done));
+        match result {
+            Ok(swapped) => swapped,
+            Err(eddy_log::LogError::CleaningAborted(why)) => {
+                tracing::debug!(topic = %p.topic, partition = p.index, why, "log cleaning aborted");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
+                false
             }
         }
     }

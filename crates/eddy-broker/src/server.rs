@@ -1,6 +1,7 @@
 //! The listener, the accept loop, background housekeeping, and shutdown.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,16 @@ pub async fn run(
     })?;
     broker.set_advertised_port(bound.port());
     let housekeeping = tokio::spawn(housekeeping(broker.clone()));
+    let (cleaner, cleaner_stop) = match log_cleaner_of(&broker) {
+        Some(c) => {
+            let stop = c.abort_handle();
+            (
+                Some(tokio::spawn(log_cleaner(broker.clone(), c))),
+                Some(stop),
+            )
+        }
+        None => (None, None),
+    };
     tracing::info!(
         node_id = broker.node_id(),
         cluster_id = %broker.cluster_id(),
@@ -81,6 +92,12 @@ pub async fn run(
     }
     tracing::info!("shutting down");
     housekeeping.abort();
+    if let Some(stop) = cleaner_stop {
+        stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(c) = cleaner {
+        c.abort();
+    }
     drop(listener);
     let b = broker.clone();
     let _ = tokio::task::spawn_blocking(move || b.close()).await;
@@ -115,5 +132,55 @@ async fn housekeeping(broker: Arc<Broker>) {
             }
         })
         .await;
+    }
+}
+
+/// The log cleaner of the broker configs, None if `log.cleaner.enable=false` or
+/// `log.cleaner.threads=0`. Eddy runs one cleaner thread; the dedupe buffer is divided by
+/// `log.cleaner.threads` as Kafka does.
+fn log_cleaner_of(broker: &Broker) -> Option<eddy_log::Cleaner> {
+    let threads = broker.broker_i64("log.cleaner.threads", 1);
+    if !broker.broker_bool("log.cleaner.enable", true) || threads < 1 {
+        tracing::info!("log cleaner disabled");
+        return None;
+    }
+    let buffer = broker
+        .broker_i64("log.cleaner.dedupe.buffer.size", 134_217_728)
+        .max(1)
+        / threads;
+    let rate = broker
+        .broker_value("log.cleaner.io.max.bytes.per.second")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(f64::MAX);
+    Some(eddy_log::Cleaner::new(eddy_log::CleanerConfig {
+        dedupe_buffer_size: usize::try_from(buffer).unwrap_or(usize::MAX),
+        io_max_bytes_per_second: rate,
+    }))
+}
+
+/// Runs one cleaning at a time on a blocking thread; sleeps `log.cleaner.backoff.ms` when no
+/// log needed cleaning. Stopped by its abort flag (checked between batches) and task abort.
+async fn log_cleaner(broker: Arc<Broker>, mut cleaner: eddy_log::Cleaner) {
+    let stop: Arc<AtomicBool> = cleaner.abort_handle();
+    loop {
+        let b = broker.clone();
+        let Ok((c, cleaned)) = tokio::task::spawn_blocking(move || {
+            let cleaned = b.clean_filthiest_log(&mut cleaner);
+            (cleaner, cleaned)
+        })
+        .await
+        else {
+            return;
+        };
+        cleaner = c;
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if !cleaned {
+            let backoff = broker
+                .broker_i64("log.cleaner.backoff.ms", 15_000)
+                .clamp(1, 3_600_000) as u64;
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+        }
     }
 }

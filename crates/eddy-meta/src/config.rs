@@ -420,12 +420,44 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Smallest session timeout a classic group member may ask for."
     ),
     def!(
+        "log.cleaner.backoff.ms",
+        Long,
+        "15000",
+        Validator::AtLeast(0),
+        [],
+        "Sleep of the log cleaner when no log needs cleaning."
+    ),
+    def!(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        "134217728",
+        Validator::Any,
+        [],
+        "Memory of the log cleaner's key to offset map (shared by the cleaner threads)."
+    ),
+    def!(
         "log.cleaner.delete.retention.ms",
         Long,
         "86400000",
         Validator::AtLeast(0),
         [],
         "Default delete.retention.ms."
+    ),
+    def!(
+        "log.cleaner.enable",
+        Boolean,
+        "true",
+        Validator::Any,
+        [],
+        "Run the log cleaner (compaction of cleanup.policy=compact topics)."
+    ),
+    def!(
+        "log.cleaner.io.max.bytes.per.second",
+        Double,
+        "1.7976931348623157E308",
+        Validator::Any,
+        [],
+        "Read plus write throughput cap of the log cleaner."
     ),
     def!(
         "log.cleaner.max.compaction.lag.ms",
@@ -450,6 +482,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Validator::AtLeast(0),
         [],
         "Default min.compaction.lag.ms."
+    ),
+    def!(
+        "log.cleaner.threads",
+        Int,
+        "1",
+        Validator::AtLeast(0),
+        [],
+        "Log cleaner threads (Eddy runs one; 0 disables the cleaner)."
     ),
     def!(
         "log.cleanup.policy",

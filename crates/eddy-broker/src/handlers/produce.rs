@@ -11,9 +11,13 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use eddy_log::LogError;
 use eddy_protocol::error_code::ErrorCode;
-use eddy_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use eddy_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use eddy_protocol::messages::{ProduceRequest, ProduceResponse};
-use eddy_protocol::records::{BatchHeader, BatchIter, RecordError, TimestampType, MAGIC_V2};
+use eddy_protocol::records::{
+    decode_records, BatchHeader, BatchIter, RecordError, TimestampType, MAGIC_V2,
+};
 
 use crate::broker::{now_ms, Broker};
 use crate::partition::{Partition, PartitionSettings, ProducerState, SequenceCheck};
@@ -114,6 +118,59 @@ fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<Ve
     Ok(headers)
 }
 
+/// Largest decompressed batch decoded to check the keys of a compacted topic.
+const KEY_CHECK_DECODE_LIMIT: usize = 256 * 1024 * 1024;
+
+/// A compacted topic refuses records without a key (Kafka's LogValidator: INVALID_RECORD with
+/// one record error per keyless record, `batchIndex` being the record's index in its batch).
+/// Only compacted topics pay for decoding the records.
+fn check_keys(
+    records: &Bytes,
+    topic: &str,
+    partition: i32,
+) -> Result<(), (Refusal, Vec<BatchIndexAndErrorMessage>)> {
+    let mut errors = Vec::new();
+    for item in BatchIter::new(records) {
+        let (header, range) = item
+            .map_err(|e| (Refusal(ErrorCode::CorruptMessage, e.to_string()), Vec::new()))?;
+        if header.is_control() {
+            continue;
+        }
+        let (_, recs) = decode_records(&records.slice(range), KEY_CHECK_DECODE_LIMIT)
+            .map_err(|e| (Refusal(ErrorCode::CorruptMessage, e.to_string()), Vec::new()))?;
+        for (i, r) in recs.iter().enumerate() {
+            if r.key.is_none() {
+                errors.push(BatchIndexAndErrorMessage {
+                    batch_index: i as i32,
+                    batch_index_error_message: Some(format!(
+                        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                    )),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|e| {
+            format!(
+                "RecordError(batchIndex={}, message='{}')",
+                e.batch_index,
+                e.batch_index_error_message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let msg = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    );
+    Err((Refusal(ErrorCode::InvalidRecord, msg), errors))
+}
+
 fn last_sequence(h: &BatchHeader) -> i32 {
     // Sequences wrap at i32::MAX back to 0 (Kafka's DefaultRecordBatch.incrementSequence).
     ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
@@ -161,6 +218,16 @@ fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceR
             return partition_error(p.index, code, Some(msg));
         }
     };
+    let compacted = p.log.read().config().cleanup_policy.compact;
+    if compacted {
+        if let Err((Refusal(code, msg), record_errors)) = check_keys(&records, &p.topic, p.index) {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = %msg, "refused produce");
+            return PartitionProduceResponse {
+                record_errors,
+                ..partition_error(p.index, code, Some(msg))
+            };
+        }
+    }
     let mut buf = BytesMut::from(&records[..]);
     let append_time = settings.log_append_time.then_some(now);
     let mut log = p.log.write();
