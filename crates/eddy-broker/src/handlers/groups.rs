@@ -1521,3 +1521,124 @@ mod tests {
         assert!(b.coordinator().group("old").is_none());
     }
 }
+
+#[cfg(test)]
+mod compaction_tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use eddy_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use eddy_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use eddy_protocol::messages::*;
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::BrokerConfig;
+    use crate::coordinator::OFFSETS_TOPIC;
+    use crate::router::RequestContext;
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut cfg = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+        for (k, v) in [
+            ("offsets.topic.num.partitions", "1"),
+            ("offsets.topic.segment.bytes", "2048"),
+        ] {
+            cfg.props.insert(k.into(), v.into());
+        }
+        Broker::open(cfg).unwrap()
+    }
+
+    fn ctx(v: i16) -> RequestContext {
+        RequestContext {
+            api_version: v,
+            correlation_id: 1,
+            client_id: None,
+        }
+    }
+
+    async fn commit(b: &Arc<Broker>, group: &str, p: i32, o: i64) {
+        let r = offset_commit::handle(
+            b,
+            &ctx(8),
+            OffsetCommitRequest {
+                group_id: group.into(),
+                generation_id_or_member_epoch: -1,
+                topics: vec![OffsetCommitRequestTopic {
+                    name: "t".into(),
+                    partitions: vec![OffsetCommitRequestPartition {
+                        partition_index: p,
+                        committed_offset: o,
+                        committed_leader_epoch: -1,
+                        committed_metadata: Some(String::new()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+
+    async fn fetch(b: &Arc<Broker>, group: &str) -> Vec<i64> {
+        let r = offset_fetch::handle(
+            b,
+            &ctx(7),
+            OffsetFetchRequest {
+                group_id: group.into(),
+                topics: Some(vec![OffsetFetchRequestTopic {
+                    name: "t".into(),
+                    partition_indexes: vec![0, 1],
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+        )
+        .await;
+        r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.committed_offset)
+            .collect()
+    }
+
+    /// `__consumer_offsets` is compacted by key: after the cleaner ran, a restarted broker
+    /// still finds the latest offset of every group/partition.
+    #[tokio::test]
+    async fn offsets_survive_compaction_of_the_offsets_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        b.create_topic("t", 2, BTreeMap::new(), false, false)
+            .unwrap();
+        for i in 0..300 {
+            commit(&b, "ga", 0, i).await;
+            commit(&b, "gb", (i % 2) as i32, 1000 + i).await;
+        }
+        let p = b.partition(OFFSETS_TOPIC, 0).unwrap();
+        let before = p.log.read().size_bytes();
+        assert!(p.log.read().segment_count() > 3);
+        let mut cleaner = eddy_log::Cleaner::new(eddy_log::CleanerConfig {
+            dedupe_buffer_size: 1 << 20,
+            io_max_bytes_per_second: f64::MAX,
+        });
+        let mut cleaned = false;
+        for _ in 0..5 {
+            cleaned |= b.clean_filthiest_log(&mut cleaner);
+        }
+        assert!(cleaned, "the cleaner did not clean {OFFSETS_TOPIC}");
+        let after = p.log.read().size_bytes();
+        assert!(
+            after < before / 2,
+            "compaction kept {after} of {before} bytes"
+        );
+        drop(p);
+        assert_eq!(fetch(&b, "ga").await, vec![299, -1]);
+        drop(b);
+        let b = open(dir.path());
+        assert_eq!(fetch(&b, "ga").await, vec![299, -1]);
+        assert_eq!(fetch(&b, "gb").await, vec![1298, 1299]);
+    }
+}
