@@ -382,7 +382,6 @@ impl GroupCoordinator {
             count += replay_partition(p, &mut groups);
         }
         let now = Instant::now();
-        let wall = now_ms();
         let mut map = self.groups.lock();
         let n = groups.len();
         for (id, mut g) in groups {
@@ -391,7 +390,6 @@ impl GroupCoordinator {
                 for m in c.members.values_mut() {
                     m.deadline = now + Duration::from_millis(m.session_timeout_ms.max(0) as u64);
                 }
-                let _ = wall;
             }
             map.insert(id, Arc::new(Mutex::new(g)));
         }
