@@ -366,6 +366,7 @@ impl Broker {
             tokio::task::spawn_blocking(move || remove_dirs(doomed));
         }
         tracing::info!(topic = name, "deleted topic");
+        self.coordinator.remove_offsets_of_topic(self, name);
         Ok(t)
     }
 

@@ -473,6 +473,32 @@ impl GroupCoordinator {
         fx.deliver();
     }
 
+    /// Kafka's `onPartitionsDeleted`: the committed offsets of a deleted topic are removed
+    /// (with tombstones), so that a new topic of the same name starts without them.
+    pub fn remove_offsets_of_topic(&self, broker: &Broker, topic: &str) {
+        if topic == OFFSETS_TOPIC {
+            return;
+        }
+        for ga in self.all_groups() {
+            let mut g = ga.lock();
+            let Some(parts) = g.offsets.get(topic) else {
+                continue;
+            };
+            let recs: Result<Vec<CoordRecord>, _> = parts
+                .keys()
+                .map(|p| records::offset_key(&g.id, topic, *p).map(|k| (k, None)))
+                .collect();
+            let written = match recs {
+                Ok(r) => self.append(broker, &g.id, &r),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = written {
+                tracing::warn!(group = %g.id, topic, error = %e, "cannot write offset tombstones of a deleted topic");
+            }
+            g.offsets.remove(topic);
+        }
+    }
+
     /// Removes offsets past retention: of empty groups (from the time they became empty) and
     /// of groups without a protocol (simple consumers, from their commit time); forgets
     /// groups left with neither members nor offsets. Tombstones are written for each.

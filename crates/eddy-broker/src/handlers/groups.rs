@@ -1498,6 +1498,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn offsets_of_a_deleted_topic_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        b.create_topic("t", 2, BTreeMap::new(), false, false)
+            .unwrap();
+        let r = offset_commit::handle(&b, &ctx(8), commit("g", -1, &[("t", 0, 10)])).await;
+        assert_eq!(codes(&r), vec![0]);
+        b.delete_topic("t").unwrap();
+        b.create_topic("t", 2, BTreeMap::new(), false, false)
+            .unwrap();
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["g"])).await;
+        assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, -1);
+        drop(b);
+        let b = open(dir.path());
+        let r = offset_fetch::handle(&b, &ctx(8), fetch_v8(&["g"])).await;
+        assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, -1);
+    }
+
+    #[tokio::test]
     async fn offsets_of_empty_groups_expire() {
         let dir = tempfile::tempdir().unwrap();
         let b = open(dir.path());
