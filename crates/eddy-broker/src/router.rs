@@ -167,6 +167,9 @@ pub async fn handle_frame(
                 }
             })?;
             let acks = req.acks;
+            // The record sets are slices of the frame; with the frame's own handle gone, a
+            // partition's records can often be patched in place without a copy.
+            drop(frame);
             let resp = if unsupported {
                 handlers::produce::error_response(&req, ErrorCode::UnsupportedVersion)
             } else {

@@ -228,7 +228,9 @@ fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceR
             };
         }
     }
-    let mut buf = BytesMut::from(&records[..]);
+    // In place when this partition's records are the only handle on the request frame
+    // (one partition per request), else one copy.
+    let mut buf = records.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     let append_time = settings.log_append_time.then_some(now);
     let mut log = p.log.write();
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
