@@ -24,7 +24,11 @@ fn kafka_python_and_confluent_kafka_interoperate() {
     }
     let broker = common::Broker::start();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
-    let out = Command::new("python3").arg(script).arg(broker.bootstrap()).output().expect("run python3");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
