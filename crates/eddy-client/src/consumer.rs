@@ -94,6 +94,10 @@ impl Consumer {
         &self.cluster
     }
 
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
     /// Replaces the assignment and resolves the start positions.
     pub async fn assign(
         &mut self,

@@ -4,9 +4,10 @@
 //! - [`connection`]: one broker connection with pipelining and api version
 //!   negotiation; [`protocol::Request`] ties each request to its response.
 //! - [`cluster`]: bootstrap, metadata cache, connection pool.
-//! - [`admin`]: topics, partitions, configs, offsets, cluster description.
+//! - [`admin`]: topics, partitions, configs, offsets, cluster description;
+//!   [`group_admin`]: consumer groups and their committed offsets.
 //! - [`producer`]: batching producer with the Java client's partitioning.
-//! - [`consumer`]: assign-based consumer.
+//! - [`consumer`]: assign-based consumer; [`group`]: a consumer group member.
 //! - [`config`]: Kafka-style properties and typed configurations.
 //! - [`error`]: the [`ClientError`] type.
 
@@ -16,6 +17,8 @@ pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
+pub mod group_admin;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
@@ -36,4 +39,6 @@ pub use consumer::{Consumer, ConsumerRecord, StartOffset};
 pub use eddy_protocol::records::{Compression, Header, TimestampType};
 pub use eddy_protocol::{ErrorCode, Uuid};
 pub use error::{ClientError, KafkaError};
+pub use group::{GroupConfig, GroupConsumer, GroupProtocol};
+pub use group_admin::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -55,6 +55,15 @@ requests! {
     CreatePartitionsRequest => CreatePartitionsResponse, CreatePartitions, 0, 3;
     IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0, 1;
     DescribeClusterRequest => DescribeClusterResponse, DescribeCluster, 0, 1;
+    FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator, 0, 6;
+    ListGroupsRequest => ListGroupsResponse, ListGroups, 0, 5;
+    DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups, 0, 5;
+    DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups, 0, 2;
+    OffsetFetchRequest => OffsetFetchResponse, OffsetFetch, 1, 9;
+    OffsetCommitRequest => OffsetCommitResponse, OffsetCommit, 2, 9;
+    OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0, 0;
+    ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, 0, 1;
+    ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0, 0;
 }
 
 /// The versions a broker serves, from its ApiVersions response.
