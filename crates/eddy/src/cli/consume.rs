@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use eddy_client::{Cluster, Consumer, ConsumerRecord, StartOffset};
+use eddy_client::{
+    AutoOffsetReset, Cluster, Consumer, ConsumerRecord, GroupConfig, GroupConsumer, StartOffset,
+};
 
 use super::{unescape, CliError, ConnArgs};
 
@@ -23,8 +25,14 @@ pub struct ConsumeArgs {
     #[arg(long)]
     from_timestamp: Option<i64>,
     /// Consume only this partition (default: all).
-    #[arg(long, short = 'p')]
+    #[arg(long, short = 'p', conflicts_with = "group")]
     partition: Option<i32>,
+    /// Join this consumer group (KIP-848 protocol): partitions are assigned
+    /// by the broker, each starts at the group's committed offset (else per
+    /// --from-beginning, or the end), and offsets are committed every second
+    /// and on exit.
+    #[arg(long, short = 'g', conflicts_with_all = ["offset", "from_timestamp"])]
+    group: Option<String>,
     /// Print the key before the value ("null" for none).
     #[arg(long)]
     print_key: bool,
@@ -131,10 +139,24 @@ pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
         headers: a.print_headers,
         key: a.print_key,
     };
-    let cfg = a.conn.consumer()?;
+    let mut cfg = a.conn.consumer()?;
     // Fail fast (rather than retry) if no broker answers.
     let cluster = Cluster::new(cfg.common.clone())?;
     cluster.any_connection().await?;
+    if let Some(group) = &a.group {
+        cfg.auto_offset_reset = if a.from_beginning {
+            AutoOffsetReset::Earliest
+        } else {
+            AutoOffsetReset::Latest
+        };
+        let consumer = GroupConsumer::new(
+            cfg,
+            cluster,
+            GroupConfig::new(group.clone()),
+            vec![a.topic.clone()],
+        )?;
+        return run_group(&a, &format, consumer).await;
+    }
     let mut consumer = Consumer::with_cluster(cfg, cluster);
     match a.partition {
         Some(p) => {
@@ -202,6 +224,74 @@ pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
         }
     }
     let _ = stdout.flush();
+    eprintln!(
+        "consumed {consumed} {}",
+        if consumed == 1 { "record" } else { "records" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The loop of `consume --group`: like the plain one, but only the records
+/// printed count as consumed (and get committed), and the member leaves the
+/// group on exit.
+async fn run_group(
+    a: &ConsumeArgs,
+    format: &Format,
+    mut consumer: GroupConsumer,
+) -> Result<ExitCode, CliError> {
+    let idle_limit = a.timeout_ms.map(Duration::from_millis);
+    let mut consumed = 0u64;
+    let mut last_record = Instant::now();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result: Result<(), CliError> = async {
+        let mut stdout = std::io::stdout().lock();
+        loop {
+            let left = a.max_messages.map(|m| m.saturating_sub(consumed));
+            if left == Some(0) {
+                return Ok(());
+            }
+            let wait = match idle_limit {
+                Some(limit) => {
+                    let left = limit.saturating_sub(last_record.elapsed());
+                    if left.is_zero() {
+                        return Ok(());
+                    }
+                    left.min(Duration::from_secs(1))
+                }
+                None => Duration::from_secs(1),
+            };
+            let max = left.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+            let records = tokio::select! {
+                r = consumer.poll(wait, max) => r?,
+                _ = &mut ctrl_c => return Ok(()),
+            };
+            if records.is_empty() {
+                continue;
+            }
+            last_record = Instant::now();
+            buf.clear();
+            for r in &records {
+                format.write(&mut buf, r);
+                consumed += 1;
+            }
+            if let Err(e) = stdout.write_all(&buf).and_then(|()| stdout.flush()) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(());
+                }
+                return Err(CliError::Io {
+                    context: "cannot write to stdout",
+                    source: e,
+                });
+            }
+        }
+    }
+    .await;
+    // Commit what was printed and leave the group, even after an error.
+    let closed = consumer.close().await;
+    result?;
+    closed?;
     eprintln!(
         "consumed {consumed} {}",
         if consumed == 1 { "record" } else { "records" }

@@ -1,4 +1,4 @@
-//! The client commands of `eddy`: `topic`, `produce`, `consume`, `cluster`.
+//! The client commands of `eddy`: `topic`, `produce`, `consume`, `cluster`, `group`.
 //!
 //! Output on stdout is meant to be parsed by scripts; errors are one
 //! sentence on stderr (`eddy: ...`) with exit code 1.
@@ -10,6 +10,7 @@ use eddy_client::{ClientConfig, ClientError, CommonConfig, ConsumerConfig, Produ
 
 mod cluster;
 mod consume;
+mod group;
 mod produce;
 mod topic;
 
@@ -25,6 +26,9 @@ pub enum ClientCommand {
     /// Show the cluster: id, controller, brokers, api versions.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List, describe and delete consumer groups; reset their offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 /// Connection options shared by every client command.
@@ -101,6 +105,7 @@ pub fn main(cmd: ClientCommand) -> ExitCode {
             ClientCommand::Produce(a) => produce::run(a).await,
             ClientCommand::Consume(a) => consume::run(a).await,
             ClientCommand::Cluster(c) => cluster::run(c).await,
+            ClientCommand::Group(c) => group::run(c).await,
         }
     });
     // Don't wait for background tasks (e.g. idle connections) on exit.
