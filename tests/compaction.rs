@@ -122,11 +122,7 @@ fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.ends_with(".log"))
-                })
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".log")))
                 .filter_map(|e| e.metadata().ok())
                 .map(|m| m.len())
                 .sum()
@@ -330,4 +326,69 @@ fn a_compacted_topic_refuses_records_without_key() {
     ))
     .expect("a keyed record is accepted");
     assert_eq!(broker.watermarks(topic, 0).1, 1);
+}
+
+/// `eddy topic describe` shows the dirty ratio of a compacted topic, and it falls once the
+/// cleaner has compacted it.
+#[test]
+fn topic_describe_shows_the_dirty_ratio() {
+    let broker = Broker::start_with(&["log.cleaner.backoff.ms=100"]);
+    let b = broker.bootstrap().to_string();
+    let (st, _, err) = common::run_cli(
+        &[
+            "topic",
+            "create",
+            "dirty",
+            "--partitions",
+            "1",
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=2048",
+            "--config",
+            "min.cleanable.dirty.ratio=0.99",
+            "-b",
+            &b,
+        ],
+        "",
+    );
+    assert!(st.success(), "{err}");
+    let input: String = (0..300)
+        .map(|i| format!("k{}:value-{i}-{}\n", i % 5, "x".repeat(40)))
+        .collect();
+    let (st, _, err) = common::run_cli(&["produce", "dirty", "--parse-key", "-b", &b], &input);
+    assert!(st.success(), "{err}");
+    let ratio = || -> f64 {
+        let (st, out, err) = common::run_cli(&["topic", "describe", "dirty", "-b", &b], "");
+        assert!(st.success(), "{err}");
+        let field = out
+            .split('\t')
+            .find_map(|f| f.strip_prefix("DirtyRatio: "))
+            .unwrap_or_else(|| panic!("no DirtyRatio in {out}"));
+        field.trim().parse().expect("a number")
+    };
+    // Nothing is cleaned while the threshold is 0.99: most of the log is dirty.
+    let first = ratio();
+    assert!(
+        first > 0.5 && first <= 1.0,
+        "dirty ratio before cleaning: {first}"
+    );
+    let (st, _, err) = common::run_cli(
+        &[
+            "topic",
+            "alter",
+            "dirty",
+            "--config",
+            "min.cleanable.dirty.ratio=0.01",
+            "-b",
+            &b,
+        ],
+        "",
+    );
+    assert!(st.success(), "{err}");
+    assert!(
+        wait_until(Duration::from_secs(30), || ratio() < 0.5),
+        "the dirty ratio never fell below 0.5 after cleaning (first {first}):\n{}",
+        broker.log_text()
+    );
 }

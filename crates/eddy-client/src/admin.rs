@@ -555,6 +555,16 @@ impl AdminClient {
         &self,
         resource: &ConfigResource,
     ) -> Result<Vec<ConfigEntry>, ClientError> {
+        self.describe_config_keys(resource, None).await
+    }
+
+    /// DescribeConfigs for only the named keys (`None`: all). Eddy answers the read-only key
+    /// `eddy.cleanable.dirty.ratio` of a topic only when it is named here.
+    pub async fn describe_config_keys(
+        &self,
+        resource: &ConfigResource,
+        keys: Option<Vec<String>>,
+    ) -> Result<Vec<ConfigEntry>, ClientError> {
         let (resource_type, resource_name) = resource.type_and_name();
         let conn = match resource {
             ConfigResource::Broker(id) => self.cluster.connection(*id).await?,
@@ -564,7 +574,7 @@ impl AdminClient {
             resources: vec![DescribeConfigsResource {
                 resource_type,
                 resource_name: resource_name.clone(),
-                configuration_keys: None,
+                configuration_keys: keys,
             }],
             include_synonyms: false,
             include_documentation: false,

@@ -88,15 +88,46 @@ fn store_overrides(
     }
 }
 
+/// A read-only, Eddy-specific entry of a topic's DescribeConfigs: the largest cleanable dirty
+/// ratio of its partitions (what Kafka shows as the cleaner's `max-dirty-percent` metric).
+/// It is only returned when asked for by name, so the usual "all configs" answer is exactly
+/// Kafka's.
+pub const DIRTY_RATIO_KEY: &str = "eddy.cleanable.dirty.ratio";
+
+fn dirty_ratio_entry(broker: &Broker, topic: &str) -> Option<ConfigValue> {
+    let state = broker.topic(topic)?;
+    let ratio = state
+        .partitions
+        .iter()
+        .map(|p| p.log.read().cleanable_dirty_ratio())
+        .fold(0.0f64, f64::max);
+    Some(ConfigValue {
+        name: DIRTY_RATIO_KEY.to_string(),
+        value: Some(format!("{ratio:.4}")),
+        source: cfg::ConfigKind::DefaultConfig,
+        ty: ConfigType::Double,
+        read_only: true,
+        sensitive: false,
+        doc: "Largest share of a partition's log not yet compacted (read-only, Eddy-specific).",
+        synonyms: vec![],
+    })
+}
+
 fn describe(
     broker: &Broker,
     resource_type: i8,
     name: &str,
+    keys: Option<&Vec<String>>,
 ) -> Result<Vec<ConfigValue>, (ErrorCode, String)> {
     match resource_type {
         RESOURCE_TOPIC => {
             let overrides = current_overrides(broker, resource_type, name)?;
-            Ok(broker.with_layers(|layers, _| cfg::resolve_all_topic_configs(&overrides, layers)))
+            let mut values =
+                broker.with_layers(|layers, _| cfg::resolve_all_topic_configs(&overrides, layers));
+            if keys.is_some_and(|k| k.iter().any(|k| k == DIRTY_RATIO_KEY)) {
+                values.extend(dirty_ratio_entry(broker, name));
+            }
+            Ok(values)
         }
         RESOURCE_BROKER => {
             check_broker_name(broker, name)?;
@@ -136,8 +167,13 @@ pub mod describe_configs {
         let results = req
             .resources
             .into_iter()
-            .map(
-                |r| match describe(broker, r.resource_type, &r.resource_name) {
+            .map(|r| {
+                match describe(
+                    broker,
+                    r.resource_type,
+                    &r.resource_name,
+                    r.configuration_keys.as_ref(),
+                ) {
                     Ok(values) => {
                         let configs = values
                             .into_iter()
@@ -192,8 +228,8 @@ pub mod describe_configs {
                         configs: vec![],
                         ..Default::default()
                     },
-                },
-            )
+                }
+            })
             .collect();
         DescribeConfigsResponse {
             results,
@@ -492,7 +528,7 @@ fn is_list(resource_type: i8, name: &str) -> bool {
 
 /// The effective value of a config of a resource (for APPEND/SUBTRACT on an unset list).
 fn effective_value(broker: &Broker, resource_type: i8, name: &str, key: &str) -> Option<String> {
-    describe(broker, resource_type, name)
+    describe(broker, resource_type, name, None)
         .ok()?
         .into_iter()
         .find(|v| v.name == key)

@@ -144,8 +144,31 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn describe(a: DescribeArgs) -> Result<ExitCode, CliError> {
-    let d = admin(&a.conn)?.describe_topic(&a.name).await?;
-    print!("{}", format_description(&d, a.all_configs));
+    let admin = admin(&a.conn)?;
+    let d = admin.describe_topic(&a.name).await?;
+    let compacted = d
+        .config("cleanup.policy")
+        .and_then(|c| c.value.as_deref())
+        .is_some_and(|p| p.contains("compact"));
+    // Eddy brokers report the dirty ratio of compacted topics; other brokers answer nothing.
+    let dirty_ratio = if compacted {
+        let key = "eddy.cleanable.dirty.ratio".to_string();
+        admin
+            .describe_config_keys(
+                &ConfigResource::Topic(a.name.clone()),
+                Some(vec![key.clone()]),
+            )
+            .await
+            .ok()
+            .and_then(|entries| entries.into_iter().find(|e| e.name == key))
+            .and_then(|e| e.value)
+    } else {
+        None
+    };
+    print!(
+        "{}",
+        format_description(&d, a.all_configs, dirty_ratio.as_deref())
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,7 +178,11 @@ async fn describe(a: DescribeArgs) -> Result<ExitCode, CliError> {
 /// Topic: orders<TAB>TopicId: ...<TAB>PartitionCount: 2<TAB>ReplicationFactor: 1<TAB>CleanupPolicy: delete<TAB>Configs: retention.ms=1000
 /// <TAB>Topic: orders<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1<TAB>Isr: 1<TAB>LogStartOffset: 0<TAB>LogEndOffset: 5
 /// ```
-fn format_description(d: &TopicDescription, all_configs: bool) -> String {
+fn format_description(
+    d: &TopicDescription,
+    all_configs: bool,
+    dirty_ratio: Option<&str>,
+) -> String {
     let configs: Vec<String> = d
         .configs
         .iter()
@@ -176,12 +203,13 @@ fn format_description(d: &TopicDescription, all_configs: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tCleanupPolicy: {}\tConfigs: {}",
+        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tCleanupPolicy: {}{}\tConfigs: {}",
         d.name,
         d.topic_id,
         d.partitions.len(),
         d.replication_factor(),
         cleanup,
+        dirty_ratio.map(|r| format!("\tDirtyRatio: {r}")).unwrap_or_default(),
         configs.join(",")
     );
     let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
@@ -278,7 +306,12 @@ mod tests {
                 entry("retention.ms", "604800000", ConfigSource::Default),
             ],
         };
-        let out = format_description(&d, false);
+        let with_ratio = format_description(&d, false, Some("0.2500"));
+        assert!(
+            with_ratio.starts_with("Topic: orders\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 1\tReplicationFactor: 2\tCleanupPolicy: compact\tDirtyRatio: 0.2500\tConfigs:"),
+            "{with_ratio}"
+        );
+        let out = format_description(&d, false, None);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],
@@ -288,7 +321,7 @@ mod tests {
             lines[1],
             "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\tLogStartOffset: 3\tLogEndOffset: unknown"
         );
-        let all = format_description(&d, true);
+        let all = format_description(&d, true, None);
         assert!(all
             .lines()
             .next()
