@@ -59,7 +59,12 @@ pub enum SequenceCheck {
 
 impl ProducerState {
     /// Judges a batch with these producer fields (Kafka's ProducerStateManager rules).
-    pub fn check(state: Option<&ProducerState>, epoch: i16, first_seq: i32, last_seq: i32) -> SequenceCheck {
+    pub fn check(
+        state: Option<&ProducerState>,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> SequenceCheck {
         let Some(s) = state else {
             // Unknown producer (new, or its state was lost by a restart): accept.
             return SequenceCheck::Append;
@@ -68,13 +73,27 @@ impl ProducerState {
             return SequenceCheck::FencedEpoch;
         }
         if epoch > s.epoch {
-            return if first_seq == 0 { SequenceCheck::Append } else { SequenceCheck::OutOfOrder { expected: 0 } };
+            return if first_seq == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::OutOfOrder { expected: 0 }
+            };
         }
-        if let Some(&(_, _, offset)) = s.batches.iter().find(|(f, l, _)| *f == first_seq && *l == last_seq) {
+        if let Some(&(_, _, offset)) = s
+            .batches
+            .iter()
+            .find(|(f, l, _)| *f == first_seq && *l == last_seq)
+        {
             return SequenceCheck::Duplicate(offset);
         }
         let expected = match s.batches.back() {
-            Some(&(_, last, _)) => if last == i32::MAX { 0 } else { last + 1 },
+            Some(&(_, last, _)) => {
+                if last == i32::MAX {
+                    0
+                } else {
+                    last + 1
+                }
+            }
             None => 0,
         };
         if first_seq == expected || s.batches.is_empty() {
@@ -158,14 +177,35 @@ mod tests {
         let mut s = ProducerState::default();
         s.record(0, 0, 4, 100);
         s.record(0, 5, 9, 105);
-        assert_eq!(ProducerState::check(Some(&s), 0, 10, 12), SequenceCheck::Append);
-        assert_eq!(ProducerState::check(Some(&s), 0, 5, 9), SequenceCheck::Duplicate(105));
-        assert_eq!(ProducerState::check(Some(&s), 0, 0, 4), SequenceCheck::Duplicate(100));
-        assert_eq!(ProducerState::check(Some(&s), 0, 12, 13), SequenceCheck::OutOfOrder { expected: 10 });
-        assert_eq!(ProducerState::check(Some(&s), 1, 0, 3), SequenceCheck::Append);
-        assert_eq!(ProducerState::check(Some(&s), 1, 5, 6), SequenceCheck::OutOfOrder { expected: 0 });
+        assert_eq!(
+            ProducerState::check(Some(&s), 0, 10, 12),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            ProducerState::check(Some(&s), 0, 5, 9),
+            SequenceCheck::Duplicate(105)
+        );
+        assert_eq!(
+            ProducerState::check(Some(&s), 0, 0, 4),
+            SequenceCheck::Duplicate(100)
+        );
+        assert_eq!(
+            ProducerState::check(Some(&s), 0, 12, 13),
+            SequenceCheck::OutOfOrder { expected: 10 }
+        );
+        assert_eq!(
+            ProducerState::check(Some(&s), 1, 0, 3),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            ProducerState::check(Some(&s), 1, 5, 6),
+            SequenceCheck::OutOfOrder { expected: 0 }
+        );
         s.record(1, 0, 3, 110);
-        assert_eq!(ProducerState::check(Some(&s), 0, 10, 12), SequenceCheck::FencedEpoch);
+        assert_eq!(
+            ProducerState::check(Some(&s), 0, 10, 12),
+            SequenceCheck::FencedEpoch
+        );
         for i in 0..10 {
             s.record(1, 4 + i, 4 + i, 200 + i as i64);
         }

@@ -43,7 +43,11 @@ fn partition_error(
 struct Refusal(ErrorCode, String);
 
 /// Checks every batch of a partition's records; returns their headers.
-fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<Vec<BatchHeader>, Refusal> {
+fn validate(
+    records: &[u8],
+    settings: &PartitionSettings,
+    now: i64,
+) -> Result<Vec<BatchHeader>, Refusal> {
     if records.is_empty() {
         return Err(Refusal(
             ErrorCode::CorruptMessage,
@@ -111,7 +115,10 @@ fn validate(records: &[u8], settings: &PartitionSettings, now: i64) -> Result<Ve
             }
         }
         if header.is_transactional() {
-            return Err(Refusal(ErrorCode::InvalidTxnState, "Transactional produce is not supported by this broker yet".into()));
+            return Err(Refusal(
+                ErrorCode::InvalidTxnState,
+                "Transactional produce is not supported by this broker yet".into(),
+            ));
         }
         headers.push(header);
     }
@@ -131,13 +138,22 @@ fn check_keys(
 ) -> Result<(), (Refusal, Vec<BatchIndexAndErrorMessage>)> {
     let mut errors = Vec::new();
     for item in BatchIter::new(records) {
-        let (header, range) = item
-            .map_err(|e| (Refusal(ErrorCode::CorruptMessage, e.to_string()), Vec::new()))?;
+        let (header, range) = item.map_err(|e| {
+            (
+                Refusal(ErrorCode::CorruptMessage, e.to_string()),
+                Vec::new(),
+            )
+        })?;
         if header.is_control() {
             continue;
         }
-        let (_, recs) = decode_records(&records.slice(range), KEY_CHECK_DECODE_LIMIT)
-            .map_err(|e| (Refusal(ErrorCode::CorruptMessage, e.to_string()), Vec::new()))?;
+        let (_, recs) =
+            decode_records(&records.slice(range), KEY_CHECK_DECODE_LIMIT).map_err(|e| {
+                (
+                    Refusal(ErrorCode::CorruptMessage, e.to_string()),
+                    Vec::new(),
+                )
+            })?;
         for (i, r) in recs.iter().enumerate() {
             if r.key.is_none() {
                 errors.push(BatchIndexAndErrorMessage {
@@ -173,29 +189,48 @@ fn check_keys(
 
 fn last_sequence(h: &BatchHeader) -> i32 {
     // Sequences wrap at i32::MAX back to 0 (Kafka's DefaultRecordBatch.incrementSequence).
-    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1))
+        as i32
 }
 
 /// Applies the idempotent-producer rules to the batches of one partition request.
 /// `Ok(None)`: append; `Ok(Some(offset))`: a retried duplicate already stored at `offset`.
-fn check_sequences(producers: &HashMap<i64, ProducerState>, headers: &[BatchHeader]) -> Result<Option<i64>, Refusal> {
+fn check_sequences(
+    producers: &HashMap<i64, ProducerState>,
+    headers: &[BatchHeader],
+) -> Result<Option<i64>, Refusal> {
     let mut verdict = None;
     for h in headers.iter().filter(|h| h.producer_id >= 0) {
-        match ProducerState::check(producers.get(&h.producer_id), h.producer_epoch, h.base_sequence, last_sequence(h)) {
+        match ProducerState::check(
+            producers.get(&h.producer_id),
+            h.producer_epoch,
+            h.base_sequence,
+            last_sequence(h),
+        ) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate(offset) if headers.len() == 1 => verdict = Some(offset),
             SequenceCheck::Duplicate(_) => {
-                return Err(Refusal(ErrorCode::DuplicateSequenceNumber, "A batch of this request was already appended".into()))
-            }
-            SequenceCheck::FencedEpoch => {
-                return Err(Refusal(ErrorCode::InvalidProducerEpoch, format!("Producer {} epoch {} is fenced by a newer epoch", h.producer_id, h.producer_epoch)))
-            }
-            SequenceCheck::OutOfOrder { expected } => {
                 return Err(Refusal(
-                    ErrorCode::OutOfOrderSequenceNumber,
-                    format!("Out of order sequence number for producer {}: found {}, expected {expected}", h.producer_id, h.base_sequence),
+                    ErrorCode::DuplicateSequenceNumber,
+                    "A batch of this request was already appended".into(),
                 ))
             }
+            SequenceCheck::FencedEpoch => {
+                return Err(Refusal(
+                    ErrorCode::InvalidProducerEpoch,
+                    format!(
+                        "Producer {} epoch {} is fenced by a newer epoch",
+                        h.producer_id, h.producer_epoch
+                    ),
+                ))
+            }
+            SequenceCheck::OutOfOrder { expected } => return Err(Refusal(
+                ErrorCode::OutOfOrderSequenceNumber,
+                format!(
+                    "Out of order sequence number for producer {}: found {}, expected {expected}",
+                    h.producer_id, h.base_sequence
+                ),
+            )),
         }
     }
     Ok(verdict)
@@ -230,7 +265,9 @@ fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceR
     }
     // In place when this partition's records are the only handle on the request frame
     // (one partition per request), else one copy.
-    let mut buf = records.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    let mut buf = records
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     let append_time = settings.log_append_time.then_some(now);
     let mut log = p.log.write();
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
