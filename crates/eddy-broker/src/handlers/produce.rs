@@ -224,13 +224,11 @@ fn check_sequences(
                     ),
                 ))
             }
-            SequenceCheck::OutOfOrder { expected } => return Err(Refusal(
-                ErrorCode::OutOfOrderSequenceNumber,
-                format!(
-                    "Out of order sequence number for producer {}: found {}, expected {expected}",
-                    h.producer_id, h.base_sequence
-                ),
-            )),
+            SequenceCheck::OutOfOrder { expected } => {
+                let (id, found) = (h.producer_id, h.base_sequence);
+                let msg = format!("Out of order sequence number for producer {id}: found {found}, expected {expected}");
+                return Err(Refusal(ErrorCode::OutOfOrderSequenceNumber, msg));
+            }
         }
     }
     Ok(verdict)
