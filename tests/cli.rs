@@ -313,3 +313,41 @@ fn cli_errors_are_one_readable_line() {
         .collect();
     assert_eq!(user_topics, vec!["dup".to_string()]);
 }
+
+/// Users cannot write to the coordinators' internal topics: a produce to
+/// `__consumer_offsets` (created by the group coordinator on first use) is refused with
+/// INVALID_TOPIC_EXCEPTION, and nothing is appended.
+#[test]
+fn cli_produce_to_internal_topic_is_refused() {
+    let broker = Broker::start();
+    ok(
+        &broker,
+        &["topic", "create", "plain", "--partitions", "1"],
+        "",
+    );
+    // A group consumer makes the coordinator create __consumer_offsets.
+    ok(
+        &broker,
+        &["consume", "plain", "--group", "g", "--timeout-ms", "500"],
+        "",
+    );
+    let b = broker.bootstrap().to_string();
+    let (status, _, err) = run_cli(
+        &[
+            "produce",
+            "__consumer_offsets",
+            "--partition",
+            "0",
+            "--bootstrap",
+            &b,
+        ],
+        "x\n",
+    );
+    assert!(
+        !status.success(),
+        "produce to an internal topic succeeded: {err}"
+    );
+    assert!(err.contains("INVALID_TOPIC_EXCEPTION"), "{err}");
+    let (low, high) = broker.watermarks("__consumer_offsets", 0);
+    assert_eq!(high - low, 0, "nothing appended to __consumer_offsets-0");
+}

@@ -346,6 +346,12 @@ pub async fn handle(
             .into_iter()
             .map(
                 |pd| match state.as_ref().and_then(|t| t.partition(pd.index)) {
+                    // Internal topics are written by their coordinators only (Kafka's rule).
+                    Some(_) if state.as_ref().is_some_and(|t| t.internal) => partition_error(
+                        pd.index,
+                        ErrorCode::InvalidTopicException,
+                        Some(format!("Cannot append to internal topic {}", topic.name)),
+                    ),
                     Some(p) => {
                         let r = produce_partition(p, pd.records);
                         appended |= r.error_code == 0;
