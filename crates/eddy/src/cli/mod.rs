@@ -1,4 +1,5 @@
-//! The client commands of `eddy`: `topic`, `produce`, `consume`, `cluster`, `group`.
+//! The client commands of `eddy`: `topic`, `produce`, `consume`, `cluster`, `group`,
+//! `perf`.
 //!
 //! Output on stdout is meant to be parsed by scripts; errors are one
 //! sentence on stderr (`eddy: ...`) with exit code 1.
@@ -11,6 +12,7 @@ use eddy_client::{ClientConfig, ClientError, CommonConfig, ConsumerConfig, Produ
 mod cluster;
 mod consume;
 mod group;
+mod perf;
 mod produce;
 mod topic;
 
@@ -29,6 +31,10 @@ pub enum ClientCommand {
     /// List, describe and delete consumer groups; reset their offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Performance tests: produce or consume many records, reporting like
+    /// kafka-producer-perf-test and kafka-consumer-perf-test.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 /// Connection options shared by every client command.
@@ -87,10 +93,14 @@ pub enum CliError {
 }
 
 pub fn main(cmd: ClientCommand) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // perf keeps the producer's sender (or the fetches) apart from the
+    // load generator and its latency bookkeeping: several threads.
+    let mut builder = if matches!(cmd, ClientCommand::Perf(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return report(&CliError::Io {
@@ -106,6 +116,7 @@ pub fn main(cmd: ClientCommand) -> ExitCode {
             ClientCommand::Consume(a) => consume::run(a).await,
             ClientCommand::Cluster(c) => cluster::run(c).await,
             ClientCommand::Group(c) => group::run(c).await,
+            ClientCommand::Perf(c) => perf::run(c).await,
         }
     });
     // Don't wait for background tasks (e.g. idle connections) on exit.
