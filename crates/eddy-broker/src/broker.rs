@@ -178,15 +178,8 @@ impl Broker {
             int("index.interval.bytes", log.index_interval_bytes as i64).max(0) as u64;
         log.retention_ms = int("retention.ms", log.retention_ms);
         log.retention_bytes = int("retention.bytes", log.retention_bytes);
-        if !get("cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "delete")
-        {
-            // Kafka's rule: retention deletes segments only under `cleanup.policy=delete`; a
-            // compact-only topic (`__consumer_offsets`) keeps them.
-            log.retention_ms = -1;
-            log.retention_bytes = -1;
-        }
+        // Retention deletes segments only when the policy includes `delete` (Kafka's rule, so
+        // a compact-only topic such as `__consumer_offsets` keeps them): `Log` checks that.
         log.cleanup_policy = eddy_log::CleanupPolicy::parse(&get("cleanup.policy"));
         log.min_cleanable_dirty_ratio = get("min.cleanable.dirty.ratio")
             .trim()
@@ -206,6 +199,7 @@ impl Broker {
             timestamp_before_max_ms: int("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: int("message.timestamp.after.max.ms", i64::MAX),
             min_insync_replicas: int("min.insync.replicas", 1) as i32,
+            compacted: log.cleanup_policy.compact,
         };
         (log, settings)
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use eddy_log::{Log, LogConfig};
 use eddy_protocol::codec::Uuid;
+use eddy_protocol::error_code::ErrorCode;
 use parking_lot::RwLock;
 
 /// Produce-path settings derived from the topic's effective configs.
@@ -16,6 +17,8 @@ pub struct PartitionSettings {
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
     pub min_insync_replicas: i32,
+    /// `cleanup.policy` includes `compact`: records must carry a key.
+    pub compacted: bool,
 }
 
 /// A partition hosted by this broker. In the single-node broker it is always the leader and
@@ -135,13 +138,19 @@ impl Partition {
         }
     }
 
+    /// Checks a client's `current_leader_epoch` (-1: not given) against this replica's:
+    /// newer is UNKNOWN_LEADER_EPOCH (our metadata is behind), older is FENCED_LEADER_EPOCH.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+        match current_leader_epoch {
+            e if e < 0 || e == self.leader_epoch => Ok(()),
+            e if e > self.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),
+            _ => Err(ErrorCode::FencedLeaderEpoch),
+        }
+    }
+
     /// The offset below which records are visible to consumers.
     pub fn high_watermark(&self) -> i64 {
         self.log.read().log_end_offset()
-    }
-
-    pub fn log_start_offset(&self) -> i64 {
-        self.log.read().log_start_offset()
     }
 
     /// Applies a new config to the log and to the produce-path settings.

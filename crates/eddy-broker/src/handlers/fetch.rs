@@ -43,12 +43,7 @@ fn read_partition(
     budget: usize,
     first: bool,
 ) -> PartitionData {
-    if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch {
-        let code = if fp.current_leader_epoch > p.leader_epoch {
-            ErrorCode::UnknownLeaderEpoch
-        } else {
-            ErrorCode::FencedLeaderEpoch
-        };
+    if let Err(code) = p.check_leader_epoch(fp.current_leader_epoch) {
         return empty_partition(fp.partition, code);
     }
     let limit = budget.min(fp.partition_max_bytes.max(0) as usize);

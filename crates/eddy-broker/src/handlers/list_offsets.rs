@@ -36,12 +36,7 @@ fn lookup(
     current_leader_epoch: i32,
     timestamp: i64,
 ) -> ListOffsetsPartitionResponse {
-    if current_leader_epoch >= 0 && current_leader_epoch != p.leader_epoch {
-        let code = if current_leader_epoch > p.leader_epoch {
-            ErrorCode::UnknownLeaderEpoch
-        } else {
-            ErrorCode::FencedLeaderEpoch
-        };
+    if let Err(code) = p.check_leader_epoch(current_leader_epoch) {
         return error_partition(index, code);
     }
     let log = p.log.read();

@@ -251,8 +251,7 @@ fn produce_partition(p: &Partition, records: Option<Bytes>) -> PartitionProduceR
             return partition_error(p.index, code, Some(msg));
         }
     };
-    let compacted = p.log.read().config().cleanup_policy.compact;
-    if compacted {
+    if settings.compacted {
         if let Err((Refusal(code, msg), record_errors)) = check_keys(&records, &p.topic, p.index) {
             tracing::debug!(topic = %p.topic, partition = p.index, error = %msg, "refused produce");
             return PartitionProduceResponse {
