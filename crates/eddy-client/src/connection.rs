@@ -101,7 +101,11 @@ pub struct Connection {
     writer: mpsc::Sender<Vec<Bytes>>,
     versions: BrokerApiVersions,
     api_versions_version: i16,
-    tasks: [JoinHandle<()>; 2],
+    /// The reader task; aborted on drop. The writer task is not: it ends by itself once the
+    /// `writer` sender is dropped, after writing every frame already queued (an acks=0
+    /// produce that was handed over must reach the socket even if the connection is dropped
+    /// right after).
+    reader: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -114,9 +118,7 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.reader.abort();
     }
 }
 
@@ -146,7 +148,8 @@ impl Connection {
         });
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let reader = tokio::spawn(read_loop(rd, shared.clone(), opts.max_response_size));
-        let writer = tokio::spawn(write_loop(wr, rx, shared.clone()));
+        // Detached: see `Connection::reader`.
+        tokio::spawn(write_loop(wr, rx, shared.clone()));
         let mut conn = Connection {
             shared,
             opts,
@@ -154,7 +157,7 @@ impl Connection {
             writer: tx,
             versions: BrokerApiVersions::default(),
             api_versions_version: 0,
-            tasks: [reader, writer],
+            reader,
         };
         conn.handshake().await?;
         tracing::debug!(addr, "connected");
