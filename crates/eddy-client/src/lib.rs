@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod group_admin;
+pub mod membership;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
