@@ -32,6 +32,8 @@ use std::time::Duration;
 use eddy_protocol::records::Compression;
 
 use crate::error::ClientError;
+use crate::group::GroupProtocol;
+use crate::membership::MemberConfig;
 
 /// Kafka-style client properties (string keys and values).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -372,6 +374,20 @@ const CONSUMER_KEYS: &[&str] = &[
     "max.partition.fetch.bytes",
     "auto.offset.reset",
     "isolation.level",
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "max.poll.records",
+    "max.poll.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "client.rack",
+    "exclude.internal.topics",
+    "check.crcs",
 ];
 
 /// Consumer settings.
@@ -388,9 +404,38 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `auto.offset.reset` (default latest).
     pub auto_offset_reset: AutoOffsetReset,
-    /// `isolation.level` (default read_uncommitted). Only read_uncommitted is
-    /// implemented today: read_committed is refused by [`ConsumerConfig::from_config`].
+    /// `isolation.level` (default read_uncommitted): read_committed skips
+    /// records of aborted transactions and reads up to the last stable offset.
     pub isolation_level: IsolationLevel,
+    /// `group.id`: needed to subscribe and to commit offsets.
+    pub group_id: Option<String>,
+    /// `group.instance.id` (static membership).
+    pub group_instance_id: Option<String>,
+    /// `group.protocol` (default classic).
+    pub group_protocol: GroupProtocol,
+    /// `group.remote.assignor` (group.protocol=consumer): `None` for the
+    /// broker's default.
+    pub group_remote_assignor: Option<String>,
+    /// `enable.auto.commit` (default true when `group.id` is set).
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (default 5000).
+    pub auto_commit_interval: Duration,
+    /// `max.poll.records` (default 500): the most records one poll returns.
+    pub max_poll_records: usize,
+    /// `max.poll.interval.ms` (default 300000).
+    pub max_poll_interval: Duration,
+    /// `session.timeout.ms` (default 45000; classic protocol).
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (default 3000; classic protocol).
+    pub heartbeat_interval: Duration,
+    /// `partition.assignment.strategy` (default range, cooperative-sticky):
+    /// assignor names, or Java class names of the built-in assignors.
+    pub partition_assignment_strategy: Vec<String>,
+    /// `client.rack`.
+    pub client_rack: Option<String>,
+    /// `exclude.internal.topics` (default true): pattern subscriptions never
+    /// match internal topics such as `__consumer_offsets`.
+    pub exclude_internal_topics: bool,
 }
 
 impl ConsumerConfig {
@@ -407,7 +452,41 @@ impl ConsumerConfig {
             max_partition_fetch_bytes: 1_048_576,
             auto_offset_reset: AutoOffsetReset::Latest,
             isolation_level: IsolationLevel::ReadUncommitted,
+            group_id: None,
+            group_instance_id: None,
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_millis(5_000),
+            max_poll_records: 500,
+            max_poll_interval: Duration::from_millis(300_000),
+            session_timeout: Duration::from_millis(45_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+            client_rack: None,
+            exclude_internal_topics: true,
         }
+    }
+
+    /// The consumer in `group`.
+    pub fn with_group(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    /// Membership settings, if `group.id` is set.
+    pub fn member_config(&self) -> Option<MemberConfig> {
+        let group_id = self.group_id.clone()?;
+        Some(MemberConfig {
+            group_id,
+            group_instance_id: self.group_instance_id.clone(),
+            session_timeout: self.session_timeout,
+            heartbeat_interval: self.heartbeat_interval,
+            rebalance_timeout: self.max_poll_interval,
+            assignment_strategies: self.partition_assignment_strategy.clone(),
+            remote_assignor: self.group_remote_assignor.clone(),
+            rack: self.client_rack.clone(),
+        })
     }
 
     pub fn from_config(c: &ClientConfig) -> Result<Self, ClientError> {
@@ -419,12 +498,40 @@ impl ConsumerConfig {
         cfg.max_partition_fetch_bytes = c.parse("max.partition.fetch.bytes", 1_048_576)?;
         cfg.auto_offset_reset = c.parse("auto.offset.reset", AutoOffsetReset::Latest)?;
         cfg.isolation_level = c.parse("isolation.level", IsolationLevel::ReadUncommitted)?;
-        if cfg.isolation_level == IsolationLevel::ReadCommitted {
+        let non_empty = |key: &str| c.get(key).map(str::trim).filter(|v| !v.is_empty());
+        cfg.group_id = non_empty("group.id").map(String::from);
+        cfg.group_instance_id = non_empty("group.instance.id").map(String::from);
+        cfg.group_protocol = c.parse("group.protocol", GroupProtocol::Classic)?;
+        cfg.group_remote_assignor = non_empty("group.remote.assignor").map(String::from);
+        cfg.enable_auto_commit = c.parse("enable.auto.commit", true)?;
+        cfg.auto_commit_interval = c.millis("auto.commit.interval.ms", 5_000)?;
+        cfg.max_poll_records = c.positive("max.poll.records", 500)?;
+        cfg.max_poll_interval = c.millis("max.poll.interval.ms", 300_000)?;
+        cfg.session_timeout = c.millis("session.timeout.ms", 45_000)?;
+        cfg.heartbeat_interval = c.millis("heartbeat.interval.ms", 3_000)?;
+        if cfg.heartbeat_interval >= cfg.session_timeout {
             return Err(ClientError::config(
-                "isolation.level",
-                "read_committed is not supported yet",
+                "heartbeat.interval.ms",
+                "must be lower than session.timeout.ms",
             ));
         }
+        if let Some(v) = c.get("partition.assignment.strategy") {
+            cfg.partition_assignment_strategy = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if cfg.partition_assignment_strategy.is_empty() {
+                return Err(ClientError::config(
+                    "partition.assignment.strategy",
+                    "name at least one assignor",
+                ));
+            }
+        }
+        cfg.client_rack = non_empty("client.rack").map(String::from);
+        cfg.exclude_internal_topics = c.parse("exclude.internal.topics", true)?;
+        let _: bool = c.parse("check.crcs", true)?; // CRCs are always checked.
         for (key, v) in [
             ("fetch.min.bytes", cfg.fetch_min_bytes),
             ("fetch.max.bytes", cfg.fetch_max_bytes),

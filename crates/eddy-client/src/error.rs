@@ -198,6 +198,14 @@ pub enum ClientError {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// [`WakeupHandle::wakeup`](crate::consumer::WakeupHandle::wakeup) interrupted a poll.
+    #[error("the consumer was woken up")]
+    Wakeup,
+
+    /// A partition has no committed offset and `auto.offset.reset` is none.
+    #[error("no committed offset for topic '{topic}' partition {partition} and auto.offset.reset is none")]
+    NoOffset { topic: String, partition: i32 },
+
     /// The producer or consumer was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),

@@ -1,12 +1,11 @@
-//! A group member: a [`Consumer`] whose partitions are assigned by the
-//! group coordinator, with offset commits.
+//! The KIP-848 group member (`group.protocol=consumer`): the coordinator
+//! assigns partitions (server-side assignor) in ConsumerGroupHeartbeat
+//! responses; the member reports what it owns in the next heartbeat.
 //!
-//! Implements the KIP-848 consumer protocol (ConsumerGroupHeartbeat with a
-//! server-side assignor). The membership logic is kept behind
-//! [`GroupConsumer`] so that the classic protocol (JoinGroup/SyncGroup with
-//! client-side assignors) can be added as another [`GroupProtocol`] later.
+//! It implements the contract of [`crate::membership`]: the
+//! [`Consumer`](crate::Consumer) drives it and acts on its events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,101 +14,70 @@ use eddy_protocol::messages::ConsumerGroupHeartbeatRequest;
 use eddy_protocol::{ErrorCode, Uuid};
 
 use crate::cluster::Cluster;
-use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::connection::Connection;
-use crate::consumer::{Consumer, ConsumerRecord, StartOffset};
 use crate::error::{ClientError, KafkaError};
-use crate::group_admin::{commit_offsets, coordinator_connection, fetch_offsets};
+use crate::group_admin::coordinator_connection;
+use crate::membership::{CommitIdentity, MemberConfig, MembershipEvent, TopicPartition};
 use crate::util::ms_i32;
 
-/// The group membership protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The group membership protocol (`group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup with client-side assignors (the default, as in
+    /// the Java client).
+    #[default]
+    Classic,
     /// KIP-848: ConsumerGroupHeartbeat, server-side assignment.
     Consumer,
 }
 
-/// Settings of a group member.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    pub group_id: String,
-    pub protocol: GroupProtocol,
-    /// Server-side assignor ("uniform", "range"); `None`: the broker's default.
-    pub server_assignor: Option<String>,
-    /// `max.poll.interval.ms`, sent as the rebalance timeout.
-    pub rebalance_timeout: Duration,
-    /// Commit positions this often (`auto.commit.interval.ms`); `None`: only on
-    /// [`GroupConsumer::commit`] and close.
-    pub auto_commit_interval: Option<Duration>,
-}
-
-impl GroupConfig {
-    pub fn new(group_id: impl Into<String>) -> Self {
-        GroupConfig {
-            group_id: group_id.into(),
-            protocol: GroupProtocol::Consumer,
-            server_assignor: None,
-            rebalance_timeout: Duration::from_secs(300),
-            auto_commit_interval: Some(Duration::from_secs(1)),
+impl std::str::FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(GroupProtocol::Classic),
+            "consumer" => Ok(GroupProtocol::Consumer),
+            _ => Err("expected classic or consumer".to_string()),
         }
     }
 }
 
-/// A consumer that is a member of a consumer group.
+/// A member of a KIP-848 consumer group.
 #[derive(Debug)]
-pub struct GroupConsumer {
-    consumer: Consumer,
-    group: GroupConfig,
-    topics: Vec<String>,
+pub struct ConsumerGroupMember {
+    cluster: Arc<Cluster>,
+    config: MemberConfig,
+    topics: BTreeSet<String>,
     coordinator: Option<Arc<Connection>>,
     member_id: String,
     member_epoch: i32,
     heartbeat_interval: Duration,
     next_heartbeat: Instant,
-    /// Owned partitions as (topic, partition).
-    owned: BTreeSet<(String, i32)>,
-    /// The offsets to commit: the position after the last returned record.
-    consumed: HashMap<(String, i32), i64>,
-    /// What was last committed, to skip unchanged commits.
-    committed: HashMap<(String, i32), i64>,
-    next_commit: Instant,
-    /// Set once the owned set changed and the coordinator must hear it.
+    owned: BTreeSet<TopicPartition>,
+    events: VecDeque<MembershipEvent>,
+    /// The coordinator must hear of a change (owned set or subscription).
     ack_pending: bool,
 }
 
-impl GroupConsumer {
-    /// A member of `group` subscribed to `topics`; joins on the first poll.
-    pub fn new(
-        config: ConsumerConfig,
-        cluster: Arc<Cluster>,
-        group: GroupConfig,
-        topics: Vec<String>,
-    ) -> Result<GroupConsumer, ClientError> {
-        if group.group_id.is_empty() {
+impl ConsumerGroupMember {
+    pub fn new(cluster: Arc<Cluster>, config: MemberConfig) -> Result<Self, ClientError> {
+        if config.group_id.is_empty() {
             return Err(ClientError::InvalidArgument(
                 "the group id must not be empty".into(),
             ));
         }
-        if topics.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "subscribe to at least one topic".into(),
-            ));
-        }
-        let now = Instant::now();
-        Ok(GroupConsumer {
-            consumer: Consumer::with_cluster(config, cluster),
-            group,
-            topics,
+        Ok(ConsumerGroupMember {
+            cluster,
+            config,
+            topics: BTreeSet::new(),
             coordinator: None,
             // KIP-848 v1: the client generates its member id.
             member_id: Uuid::random().to_string(),
             member_epoch: 0,
             heartbeat_interval: Duration::from_secs(3),
-            next_heartbeat: now,
+            next_heartbeat: Instant::now(),
             owned: BTreeSet::new(),
-            consumed: HashMap::new(),
-            committed: HashMap::new(),
-            next_commit: now,
+            events: VecDeque::new(),
             ack_pending: false,
         })
     }
@@ -118,13 +86,59 @@ impl GroupConsumer {
         &self.member_id
     }
 
-    pub fn member_epoch(&self) -> i32 {
-        self.member_epoch
+    pub fn set_subscription(&mut self, topics: BTreeSet<String>) {
+        if topics != self.topics {
+            self.topics = topics;
+            self.ack_pending = true;
+        }
     }
 
-    /// The partitions currently owned, sorted.
-    pub fn assignment(&self) -> Vec<(String, i32)> {
-        self.owned.iter().cloned().collect()
+    pub fn owned(&self) -> &BTreeSet<TopicPartition> {
+        &self.owned
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.topics.is_empty() && self.member_epoch <= 0 {
+            return None;
+        }
+        Some(if self.ack_pending {
+            Instant::now()
+        } else {
+            self.next_heartbeat
+        })
+    }
+
+    pub fn commit_identity(&self) -> Option<CommitIdentity> {
+        (self.member_epoch > 0).then(|| CommitIdentity {
+            member_id: self.member_id.clone(),
+            generation_id: self.member_epoch,
+            group_instance_id: self.config.group_instance_id.clone(),
+        })
+    }
+
+    pub fn commit_failed(&mut self, code: ErrorCode) {
+        if matches!(
+            code,
+            ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch | ErrorCode::StaleMemberEpoch
+        ) {
+            // The next heartbeat tells us where we stand.
+            self.next_heartbeat = Instant::now();
+        }
+    }
+
+    /// Heartbeats when due and returns the next event to act on.
+    pub async fn poll(&mut self) -> Result<Option<MembershipEvent>, ClientError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(Some(e));
+        }
+        if self.topics.is_empty() && self.member_epoch <= 0 {
+            return Ok(None);
+        }
+        if self.ack_pending || Instant::now() >= self.next_heartbeat {
+            self.ack_pending = false;
+            self.heartbeat().await?;
+        }
+        Ok(self.events.pop_front())
     }
 
     async fn coordinator(&mut self) -> Result<Arc<Connection>, ClientError> {
@@ -133,8 +147,7 @@ impl GroupConsumer {
                 return Ok(c.clone());
             }
         }
-        let (_, conn) =
-            coordinator_connection(self.consumer.cluster(), &self.group.group_id).await?;
+        let (_, conn) = coordinator_connection(&self.cluster, &self.config.group_id).await?;
         self.coordinator = Some(conn.clone());
         Ok(conn)
     }
@@ -156,8 +169,11 @@ impl GroupConsumer {
 
     async fn topic_ids(&self) -> Result<HashMap<String, Uuid>, ClientError> {
         let mut ids = HashMap::new();
-        for t in &self.topics {
-            match self.consumer.cluster().topic(t, false).await {
+        for t in self.topics.iter().chain(self.owned.iter().map(|(t, _)| t)) {
+            if ids.contains_key(t) {
+                continue;
+            }
+            match self.cluster.topic(t, false).await {
                 Ok(info) => {
                     ids.insert(t.clone(), info.topic_id);
                 }
@@ -169,10 +185,32 @@ impl GroupConsumer {
         Ok(ids)
     }
 
-    /// Sends one heartbeat (joining if the epoch is 0) and applies a new
-    /// assignment from the response.
+    fn retry_later(&mut self) {
+        self.next_heartbeat = Instant::now() + self.cluster.config().retry_backoff;
+    }
+
+    /// Everything owned is lost (fenced): rejoin from epoch 0.
+    fn lose_all(&mut self) {
+        self.member_epoch = 0;
+        let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
+        if !lost.is_empty() {
+            self.events.push_back(MembershipEvent::Lost(lost));
+        }
+        self.next_heartbeat = Instant::now();
+    }
+
+    /// Sends one heartbeat (joining if the epoch is 0) and turns a new
+    /// assignment into events.
     async fn heartbeat(&mut self) -> Result<(), ClientError> {
-        let conn = self.coordinator().await?;
+        let conn = match self.coordinator().await {
+            Ok(c) => c,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(error = %e, "no group coordinator yet");
+                self.retry_later();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let version = conn.version::<ConsumerGroupHeartbeatRequest>()?;
         let joining = self.member_epoch == 0;
         if joining && version == 0 {
@@ -181,15 +219,15 @@ impl GroupConsumer {
         }
         let ids = self.topic_ids().await?;
         let req = ConsumerGroupHeartbeatRequest {
-            group_id: self.group.group_id.clone(),
+            group_id: self.config.group_id.clone(),
             member_id: self.member_id.clone(),
             member_epoch: self.member_epoch,
-            instance_id: None,
-            rack_id: None,
-            rebalance_timeout_ms: ms_i32(self.group.rebalance_timeout),
-            subscribed_topic_names: Some(self.topics.clone()),
+            instance_id: self.config.group_instance_id.clone(),
+            rack_id: self.config.rack.clone(),
+            rebalance_timeout_ms: ms_i32(self.config.rebalance_timeout),
+            subscribed_topic_names: Some(self.topics.iter().cloned().collect()),
             subscribed_topic_regex: None,
-            server_assignor: self.group.server_assignor.clone(),
+            server_assignor: self.config.remote_assignor.clone(),
             topic_partitions: Some(if joining {
                 Vec::new()
             } else {
@@ -202,7 +240,7 @@ impl GroupConsumer {
             Err(e) if e.is_retriable() => {
                 self.coordinator = None;
                 tracing::debug!(error = %e, "heartbeat failed, will retry");
-                self.next_heartbeat = Instant::now() + self.consumer_retry_backoff();
+                self.retry_later();
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -214,16 +252,12 @@ impl GroupConsumer {
             | ErrorCode::CoordinatorNotAvailable
             | ErrorCode::CoordinatorLoadInProgress => {
                 self.coordinator = None;
-                self.next_heartbeat = Instant::now() + self.consumer_retry_backoff();
+                self.retry_later();
                 return Ok(());
             }
             ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
-                // Fenced: the partitions are no longer ours; rejoin without committing.
                 tracing::info!(error = ?code, "fenced by the coordinator, rejoining");
-                self.member_epoch = 0;
-                self.set_owned(BTreeSet::new());
-                self.consumer.assign(Vec::new()).await?;
-                self.next_heartbeat = Instant::now();
+                self.lose_all();
                 return Ok(());
             }
             _ => {
@@ -249,188 +283,60 @@ impl GroupConsumer {
                     None => tracing::debug!(topic_id = %t.topic_id, "assigned an unknown topic"),
                 }
             }
-            self.reconcile(target).await?;
+            self.reconcile(target);
         }
         Ok(())
     }
 
-    fn consumer_retry_backoff(&self) -> Duration {
-        self.consumer.cluster().config().retry_backoff
-    }
-
-    /// Moves to `target`: commits and drops revoked partitions, starts new
-    /// ones at their committed offsets, and schedules an acknowledgement.
-    async fn reconcile(&mut self, target: BTreeSet<(String, i32)>) -> Result<(), ClientError> {
+    /// Moves to `target`: revocations first, then additions; the next
+    /// heartbeat acknowledges the new owned set.
+    fn reconcile(&mut self, target: BTreeSet<TopicPartition>) {
         if target == self.owned {
-            return Ok(());
+            return;
         }
-        let revoked: Vec<(String, i32)> = self.owned.difference(&target).cloned().collect();
+        let revoked: Vec<TopicPartition> = self.owned.difference(&target).cloned().collect();
+        let added: Vec<TopicPartition> = target.difference(&self.owned).cloned().collect();
         if !revoked.is_empty() {
-            if let Err(e) = self.commit_partitions(&revoked).await {
-                tracing::warn!(error = %e, "commit of revoked partitions failed");
-            }
+            self.events.push_back(MembershipEvent::Revoked(revoked));
         }
-        let added: Vec<(String, i32)> = target.difference(&self.owned).cloned().collect();
-        let mut starts: HashMap<(String, i32), StartOffset> = HashMap::new();
         if !added.is_empty() {
-            let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-            for (t, p) in &added {
-                match by_topic.iter_mut().find(|x| &x.0 == t) {
-                    Some(x) => x.1.push(*p),
-                    None => by_topic.push((t.clone(), vec![*p])),
-                }
-            }
-            let conn = self.coordinator().await?;
-            for c in fetch_offsets(&conn, &self.group.group_id, Some(&by_topic), None).await? {
-                starts.insert((c.topic, c.partition), StartOffset::Offset(c.offset));
-            }
-        }
-        let reset = match self.consumer.config().auto_offset_reset {
-            AutoOffsetReset::Earliest => StartOffset::Earliest,
-            _ => StartOffset::Latest,
-        };
-        let assignment: Vec<(String, i32, StartOffset)> = target
-            .iter()
-            .map(|(t, p)| {
-                let start = match self.consumer.position(t, *p) {
-                    Some(pos) if self.owned.contains(&(t.clone(), *p)) => StartOffset::Offset(pos),
-                    _ => starts.get(&(t.clone(), *p)).copied().unwrap_or(reset),
-                };
-                (t.clone(), *p, start)
-            })
-            .collect();
-        self.consumer.assign(assignment).await?;
-        for (t, p) in &added {
-            if let Some(pos) = self.consumer.position(t, *p) {
-                self.consumed.insert((t.clone(), *p), pos);
-            }
+            self.events.push_back(MembershipEvent::Assigned(added));
         }
         tracing::info!(assigned = ?target, "new assignment");
-        self.set_owned(target);
+        self.owned = target;
         self.ack_pending = true;
-        Ok(())
     }
 
-    fn set_owned(&mut self, owned: BTreeSet<(String, i32)>) {
-        self.consumed.retain(|k, _| owned.contains(k));
-        self.committed.retain(|k, _| owned.contains(k));
-        self.owned = owned;
-    }
-
-    /// Fetches up to `max_records` records (all that arrived if `None`),
-    /// waiting up to `timeout`, heartbeating and auto-committing as needed.
-    pub async fn poll(
-        &mut self,
-        timeout: Duration,
-        max_records: Option<usize>,
-    ) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.ack_pending || Instant::now() >= self.next_heartbeat {
-                self.ack_pending = false;
-                self.heartbeat().await?;
-            }
-            if let Some(every) = self.group.auto_commit_interval {
-                if Instant::now() >= self.next_commit {
-                    self.next_commit = Instant::now() + every;
-                    if let Err(e) = self.commit().await {
-                        tracing::warn!(error = %e, "auto-commit failed");
-                    }
-                }
-            }
-            let now = Instant::now();
-            let wait = deadline
-                .min(self.next_heartbeat)
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
-            let mut records = if self.owned.is_empty() {
-                tokio::time::sleep(wait).await;
-                Vec::new()
-            } else {
-                self.consumer.poll(wait).await?
-            };
-            if let Some(max) = max_records {
-                if records.len() > max {
-                    // Give back what the caller does not take: seek each
-                    // partition to its first dropped record.
-                    let dropped = records.split_off(max);
-                    let mut firsts: Vec<(String, i32, i64)> = Vec::new();
-                    for r in &dropped {
-                        if !firsts.iter().any(|f| f.0 == r.topic && f.1 == r.partition) {
-                            firsts.push((r.topic.clone(), r.partition, r.offset));
-                        }
-                    }
-                    for (t, p, o) in firsts {
-                        self.consumer.seek(&t, p, StartOffset::Offset(o)).await?;
-                    }
-                }
-            }
-            for r in &records {
-                self.consumed
-                    .insert((r.topic.clone(), r.partition), r.offset + 1);
-            }
-            if !records.is_empty() || Instant::now() >= deadline {
-                return Ok(records);
-            }
-        }
-    }
-
-    async fn commit_partitions(&mut self, parts: &[(String, i32)]) -> Result<(), ClientError> {
-        let offsets: Vec<(String, i32, i64)> = parts
-            .iter()
-            .filter_map(|k| {
-                let o = *self.consumed.get(k)?;
-                (self.committed.get(k) != Some(&o)).then(|| (k.0.clone(), k.1, o))
-            })
-            .collect();
-        if offsets.is_empty() || self.member_epoch <= 0 {
+    /// Leaves the group (member epoch -1, or -2 for a static member).
+    pub async fn leave(&mut self) -> Result<(), ClientError> {
+        if self.member_epoch <= 0 {
             return Ok(());
         }
         let conn = self.coordinator().await?;
-        commit_offsets(
-            &conn,
-            &self.group.group_id,
-            &self.member_id,
-            self.member_epoch,
-            &offsets,
-        )
-        .await?;
-        for (t, p, o) in offsets {
-            self.committed.insert((t, p), o);
+        let req = ConsumerGroupHeartbeatRequest {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+            member_epoch: if self.config.group_instance_id.is_some() {
+                -2
+            } else {
+                -1
+            },
+            instance_id: self.config.group_instance_id.clone(),
+            rebalance_timeout_ms: -1,
+            ..Default::default()
+        };
+        let resp = conn.send(&req).await?;
+        self.member_epoch = 0;
+        self.owned.clear();
+        let code = ErrorCode::from_code_or_unknown(resp.error_code);
+        if !matches!(
+            code,
+            ErrorCode::None | ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch
+        ) {
+            return Err(KafkaError::new(code)
+                .with_message(resp.error_message)
+                .into());
         }
         Ok(())
-    }
-
-    /// Commits the position after the last record returned by
-    /// [`GroupConsumer::poll`] of every owned partition.
-    pub async fn commit(&mut self) -> Result<(), ClientError> {
-        let parts: Vec<(String, i32)> = self.owned.iter().cloned().collect();
-        self.commit_partitions(&parts).await
-    }
-
-    /// Commits and leaves the group (member epoch -1).
-    pub async fn close(mut self) -> Result<(), ClientError> {
-        let commit = self.commit().await;
-        if self.member_epoch > 0 {
-            let conn = self.coordinator().await?;
-            let req = ConsumerGroupHeartbeatRequest {
-                group_id: self.group.group_id.clone(),
-                member_id: self.member_id.clone(),
-                member_epoch: -1,
-                rebalance_timeout_ms: -1,
-                ..Default::default()
-            };
-            let resp = conn.send(&req).await?;
-            let code = ErrorCode::from_code_or_unknown(resp.error_code);
-            if !matches!(
-                code,
-                ErrorCode::None | ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch
-            ) {
-                return Err(KafkaError::new(code)
-                    .with_message(resp.error_message)
-                    .into());
-            }
-        }
-        commit
     }
 }

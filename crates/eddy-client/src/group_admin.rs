@@ -245,6 +245,18 @@ pub(crate) async fn commit_offsets(
     generation: i32,
     offsets: &[(String, i32, i64)],
 ) -> Result<(), ClientError> {
+    commit_offsets_as(conn, group, member_id, generation, None, offsets).await
+}
+
+/// [`commit_offsets`] by a static member (`group.instance.id`).
+pub(crate) async fn commit_offsets_as(
+    conn: &Connection,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    group_instance_id: Option<&str>,
+    offsets: &[(String, i32, i64)],
+) -> Result<(), ClientError> {
     let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for (t, p, o) in offsets {
         topics
@@ -262,7 +274,7 @@ pub(crate) async fn commit_offsets(
         group_id: group.to_string(),
         generation_id_or_member_epoch: generation,
         member_id: member_id.to_string(),
-        group_instance_id: None,
+        group_instance_id: group_instance_id.map(String::from),
         retention_time_ms: -1,
         topics: topics
             .into_iter()

@@ -12,6 +12,7 @@
 //! - [`error`]: the [`ClientError`] type.
 
 pub mod admin;
+pub mod classic;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -36,10 +37,14 @@ pub use config::{
     ProducerConfig,
 };
 pub use connection::Connection;
-pub use consumer::{Consumer, ConsumerRecord, StartOffset};
+pub use consumer::{
+    CommitCallback, Consumer, ConsumerRecord, Rebalance, RebalanceListener, StartOffset,
+    WakeupHandle,
+};
 pub use eddy_protocol::records::{Compression, Header, TimestampType};
 pub use eddy_protocol::{ErrorCode, Uuid};
 pub use error::{ClientError, KafkaError};
-pub use group::{GroupConfig, GroupConsumer, GroupProtocol};
+pub use group::{ConsumerGroupMember, GroupProtocol};
 pub use group_admin::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription};
+pub use membership::{MemberConfig, MembershipEvent, TopicPartition};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -1,5 +1,5 @@
 //! Consumer groups against a real broker: the group admin API, the KIP-848
-//! group member ([`GroupConsumer`]) and the `eddy group` / `consume --group`
+//! group member (a subscribed [`eddy_client::Consumer`] with group.protocol=consumer) and the `eddy group` / `consume --group`
 //! commands.
 
 mod common;
@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eddy_client::{ErrorCode, GroupConfig, GroupConsumer, NewTopic};
+use eddy_client::{Consumer, ErrorCode, GroupProtocol, NewTopic};
 
 use common::{cli, eddy_bin, Broker};
 
@@ -108,27 +108,23 @@ async fn group_admin_and_member() {
 
     let mut cfg = broker.consumer_config();
     cfg.auto_offset_reset = eddy_client::AutoOffsetReset::Earliest;
-    let mut member = GroupConsumer::new(
-        cfg,
-        admin.cluster().clone(),
-        GroupConfig::new("g"),
-        vec!["orders".into()],
-    )
-    .unwrap();
+    cfg.group_id = Some("g".into());
+    cfg.group_protocol = GroupProtocol::Consumer;
+    cfg.enable_auto_commit = false;
+    cfg.max_poll_records = 2;
+    let mut member = Consumer::with_cluster(cfg, admin.cluster().clone());
+    member.subscribe(["orders"]).unwrap();
     let mut got = Vec::new();
     for _ in 0..50 {
-        got.extend(
-            member
-                .poll(Duration::from_millis(200), Some(2))
-                .await
-                .unwrap(),
-        );
+        let batch = member.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(batch.len() <= 2, "max.poll.records is 2: {batch:?}");
+        got.extend(batch);
         if got.len() >= 7 {
             break;
         }
     }
     assert_eq!(got.len(), 7, "{got:?}");
-    assert!(member.member_epoch() > 0);
+    assert!(!member.member_id().is_empty());
     assert_eq!(
         member.assignment(),
         vec![
@@ -137,7 +133,7 @@ async fn group_admin_and_member() {
             ("orders".to_string(), 2)
         ]
     );
-    member.commit().await.unwrap();
+    member.commit_sync().await.unwrap();
 
     let listed = admin.list_groups(&[]).await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -5,9 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use eddy_client::{
-    AutoOffsetReset, Cluster, Consumer, ConsumerRecord, GroupConfig, GroupConsumer, StartOffset,
-};
+use eddy_client::{AutoOffsetReset, Cluster, Consumer, ConsumerRecord, StartOffset};
 
 use super::{unescape, CliError, ConnArgs};
 
@@ -27,10 +25,11 @@ pub struct ConsumeArgs {
     /// Consume only this partition (default: all).
     #[arg(long, short = 'p', conflicts_with = "group")]
     partition: Option<i32>,
-    /// Join this consumer group (KIP-848 protocol): partitions are assigned
-    /// by the broker, each starts at the group's committed offset (else per
-    /// --from-beginning, or the end), and offsets are committed every second
-    /// and on exit.
+    /// Join this consumer group (`group.protocol` classic by default; set
+    /// `group.protocol=consumer` for KIP-848): partitions are assigned by the
+    /// group, each starts at the group's committed offset (else per
+    /// --from-beginning, or the end), and the offsets of printed records are
+    /// committed every second and on exit.
     #[arg(long, short = 'g', conflicts_with_all = ["offset", "from_timestamp"])]
     group: Option<String>,
     /// Print the key before the value ("null" for none).
@@ -149,12 +148,11 @@ pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
         } else {
             AutoOffsetReset::Latest
         };
-        let consumer = GroupConsumer::new(
-            cfg,
-            cluster,
-            GroupConfig::new(group.clone()),
-            vec![a.topic.clone()],
-        )?;
+        cfg.group_id = Some(group.clone());
+        cfg.enable_auto_commit = true;
+        cfg.auto_commit_interval = Duration::from_secs(1);
+        let mut consumer = Consumer::with_cluster(cfg, cluster);
+        consumer.subscribe([a.topic.clone()])?;
         return run_group(&a, &format, consumer).await;
     }
     let mut consumer = Consumer::with_cluster(cfg, cluster);
@@ -231,13 +229,27 @@ pub async fn run(a: ConsumeArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first record of each partition in `records`.
+pub(crate) fn first_per_partition(records: &[ConsumerRecord]) -> Vec<&ConsumerRecord> {
+    let mut firsts: Vec<&ConsumerRecord> = Vec::new();
+    for r in records {
+        if !firsts
+            .iter()
+            .any(|f| f.topic == r.topic && f.partition == r.partition)
+        {
+            firsts.push(r);
+        }
+    }
+    firsts
+}
+
 /// The loop of `consume --group`: like the plain one, but only the records
 /// printed count as consumed (and get committed), and the member leaves the
 /// group on exit.
 async fn run_group(
     a: &ConsumeArgs,
     format: &Format,
-    mut consumer: GroupConsumer,
+    mut consumer: Consumer,
 ) -> Result<ExitCode, CliError> {
     let idle_limit = a.timeout_ms.map(Duration::from_millis);
     let mut consumed = 0u64;
@@ -262,13 +274,24 @@ async fn run_group(
                 }
                 None => Duration::from_secs(1),
             };
-            let max = left.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-            let records = tokio::select! {
-                r = consumer.poll(wait, max) => r?,
+            let mut records = tokio::select! {
+                r = consumer.poll(wait) => r?,
                 _ = &mut ctrl_c => return Ok(()),
             };
             if records.is_empty() {
                 continue;
+            }
+            if let Some(left) = left.map(|l| usize::try_from(l).unwrap_or(usize::MAX)) {
+                if records.len() > left {
+                    // Only printed records count as consumed: move back to
+                    // the first record not printed, so it is not committed.
+                    let dropped = records.split_off(left);
+                    for r in first_per_partition(&dropped) {
+                        consumer
+                            .seek(&r.topic, r.partition, StartOffset::Offset(r.offset))
+                            .await?;
+                    }
+                }
             }
             last_record = Instant::now();
             buf.clear();

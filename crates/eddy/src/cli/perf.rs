@@ -9,8 +9,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use eddy_client::{
     AutoOffsetReset, ClientError, Cluster, Consumer, ConsumerConfig, ConsumerRecord,
-    DeliveryFuture, ErrorCode, GroupConfig, GroupConsumer, Producer, ProducerConfig,
-    ProducerRecord, StartOffset,
+    DeliveryFuture, ErrorCode, Producer, ProducerConfig, ProducerRecord, StartOffset,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
@@ -489,12 +488,10 @@ async fn consume(a: ConsumePerfArgs) -> Result<ExitCode, CliError> {
             }
         }
         Some(group) => {
-            let mut consumer = GroupConsumer::new(
-                cfg,
-                cluster,
-                GroupConfig::new(group.clone()),
-                vec![a.topic.clone()],
-            )?;
+            let mut cfg = cfg;
+            cfg.group_id = Some(group.clone());
+            let mut consumer = Consumer::with_cluster(cfg, cluster);
+            consumer.subscribe([a.topic.clone()])?;
             let mut assigned = false;
             let result: Result<bool, ClientError> = async {
                 loop {
@@ -505,10 +502,7 @@ async fn consume(a: ConsumePerfArgs) -> Result<ExitCode, CliError> {
                     if left.is_zero() {
                         return Ok(true);
                     }
-                    let max = usize::try_from(a.records - messages).unwrap_or(usize::MAX);
-                    let records = consumer
-                        .poll(left.min(Duration::from_secs(1)), Some(max))
-                        .await?;
+                    let records = consumer.poll(left.min(Duration::from_secs(1))).await?;
                     if !assigned && !consumer.assignment().is_empty() {
                         assigned = true;
                         rebalance = start.elapsed();
