@@ -160,7 +160,10 @@ async fn eddy_consume(broker: &Broker, topic: &str, partitions: &[i32]) -> Vec<S
     }
     let cfg = eddy_client::ConsumerConfig::from_config(&eddy_properties(
         broker,
-        &[("fetch.max.wait.ms", "100"), ("auto.offset.reset", "earliest")],
+        &[
+            ("fetch.max.wait.ms", "100"),
+            ("auto.offset.reset", "earliest"),
+        ],
     ))
     .expect("eddy consumer config");
     let mut consumer = eddy_client::Consumer::new(cfg).expect("eddy consumer");
@@ -350,7 +353,9 @@ fn rd_produce(
             let d = f
                 .await
                 .expect("rdkafka delivery future")
-                .unwrap_or_else(|(e, _)| panic!("rdkafka: record {i} to {topic} not delivered: {e}"));
+                .unwrap_or_else(|(e, _)| {
+                    panic!("rdkafka: record {i} to {topic} not delivered: {e}")
+                });
             let (timestamp, ts_type) = rd_timestamp(d.timestamp);
             out.push((
                 Delivered {
@@ -419,7 +424,10 @@ fn rd_committed(
                 (o, e.metadata().to_string()),
             )),
             Offset::Invalid => None,
-            other => panic!("unexpected committed offset {other:?} for partition {}", e.partition()),
+            other => panic!(
+                "unexpected committed offset {other:?} for partition {}",
+                e.partition()
+            ),
         })
         .collect()
 }
@@ -515,7 +523,10 @@ fn assert_same_view(what: &str, eddy: &[Seen], rd: &[Seen]) {
         rd.len()
     );
     for (e, r) in eddy.iter().zip(rd) {
-        assert_eq!(e, r, "{what}: eddy-client (left) and librdkafka (right) differ");
+        assert_eq!(
+            e, r,
+            "{what}: eddy-client (left) and librdkafka (right) differ"
+        );
     }
 }
 
@@ -559,7 +570,10 @@ fn assert_reports_match(
             d.offset
         );
         if let Some(p) = s.partition {
-            assert_eq!(d.partition, p, "{what}: record {i} went to another partition");
+            assert_eq!(
+                d.partition, p,
+                "{what}: record {i} went to another partition"
+            );
         }
         let r = by_pos.get(&(d.partition, d.offset)).unwrap_or_else(|| {
             panic!(
@@ -570,7 +584,10 @@ fn assert_reports_match(
         assert_eq!(r.key, s.key, "{what}: key of record {i}");
         assert_eq!(r.value, s.value, "{what}: value of record {i}");
         assert_eq!(r.headers, s.headers, "{what}: headers of record {i}");
-        assert_eq!(r.ts_type, expect_type, "{what}: timestamp type of record {i}");
+        assert_eq!(
+            r.ts_type, expect_type,
+            "{what}: timestamp type of record {i}"
+        );
         assert_eq!(
             r.timestamp, d.timestamp,
             "{what}: delivery report timestamp vs consumed timestamp of record {i}"
@@ -638,7 +655,13 @@ fn keyed_placement_is_the_same_with_both_clients() {
             .iter()
             .zip(eddy.iter().zip(&rd))
             .filter(|(_, (e, (r, _)))| e.partition != r.partition)
-            .map(|(k, (e, (r, _)))| (String::from_utf8_lossy(k).into_owned(), e.partition, r.partition))
+            .map(|(k, (e, (r, _)))| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    e.partition,
+                    r.partition,
+                )
+            })
             .collect();
         assert!(
             differing.is_empty(),
@@ -658,7 +681,11 @@ fn keyed_placement_is_the_same_with_both_clients() {
         let mut placed: HashMap<&[u8], BTreeSet<i32>> = HashMap::new();
         for s in &seen {
             placed
-                .entry(keys.iter().find(|k| Some(*k) == s.key.as_ref()).expect("known key"))
+                .entry(
+                    keys.iter()
+                        .find(|k| Some(*k) == s.key.as_ref())
+                        .expect("known key"),
+                )
                 .or_default()
                 .insert(s.partition);
         }
@@ -669,7 +696,12 @@ fn keyed_placement_is_the_same_with_both_clients() {
     let topic = "placement-crc32";
     rd_create_topic(&broker, topic, 7, &[]);
     let eddy = rt.block_on(eddy_produce(&broker, &[], topic, &records));
-    let crc = rd_produce(&broker, &[("partitioner", "consistent_random")], topic, &records);
+    let crc = rd_produce(
+        &broker,
+        &[("partitioner", "consistent_random")],
+        topic,
+        &records,
+    );
     let differing = eddy
         .iter()
         .zip(&crc)
@@ -709,10 +741,18 @@ fn create_time_records_cross_between_clients() {
     rd_create_topic(&broker, "from-rdkafka", parts, &[]);
     let rd_reports = rd_produce(&broker, &[], "from-rdkafka", &records);
     for (i, (_, t)) in rd_reports.iter().enumerate() {
-        assert_eq!(*t, TsType::Create, "librdkafka delivery report type of record {i}");
+        assert_eq!(
+            *t,
+            TsType::Create,
+            "librdkafka delivery report type of record {i}"
+        );
     }
     let reports: Vec<Delivered> = rd_reports.iter().map(|(d, _)| *d).collect();
-    let eddy_seen = rt.block_on(eddy_consume(&broker, "from-rdkafka", &all_partitions(parts)));
+    let eddy_seen = rt.block_on(eddy_consume(
+        &broker,
+        "from-rdkafka",
+        &all_partitions(parts),
+    ));
     let rd_seen = rd_consume(&broker, "from-rdkafka", &all_partitions(parts));
     assert_same_view("produced by librdkafka", &eddy_seen, &rd_seen);
     assert_reports_match(
@@ -750,7 +790,11 @@ fn log_append_time_is_reported_alike() {
     let rd_reports = rd_produce(&broker, &[], "lat-rdkafka", &records);
     let after = now_ms();
     for (i, (_, t)) in rd_reports.iter().enumerate() {
-        assert_eq!(*t, TsType::LogAppend, "librdkafka delivery report type of record {i}");
+        assert_eq!(
+            *t,
+            TsType::LogAppend,
+            "librdkafka delivery report type of record {i}"
+        );
     }
     let rd_reports: Vec<Delivered> = rd_reports.iter().map(|(d, _)| *d).collect();
 
@@ -777,7 +821,13 @@ fn log_append_time_is_reported_alike() {
 fn every_codec_crosses_between_clients() {
     let broker = Broker::start();
     let rt = runtime();
-    let codecs = [("none", 0), ("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
+    let codecs = [
+        ("none", 0),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("lz4", 3),
+        ("zstd", 4),
+    ];
     // Compressible values, so every codec really compresses.
     let mut records = record_set(200, 1, 1_650_000_000_000);
     for (i, r) in records.iter_mut().enumerate() {
@@ -840,7 +890,11 @@ fn committed_offsets_agree_between_clients() {
         &broker,
         "rd-group",
         topic,
-        &[(0, 5, Some("meta-zero")), (1, 17, None), (3, 0, Some("\u{2713} done"))],
+        &[
+            (0, 5, Some("meta-zero")),
+            (1, 17, None),
+            (3, 0, Some("\u{2713} done")),
+        ],
     );
     let expected: BTreeMap<(String, i32), (i64, String)> = [
         (key(0), (5, "meta-zero".to_string())),
@@ -850,7 +904,11 @@ fn committed_offsets_agree_between_clients() {
     ]
     .into_iter()
     .collect();
-    assert_eq!(rd_committed(&broker, "rd-group", topic, 4), expected, "librdkafka reads its own commit");
+    assert_eq!(
+        rd_committed(&broker, "rd-group", topic, 4),
+        expected,
+        "librdkafka reads its own commit"
+    );
     assert_eq!(
         rt.block_on(eddy_committed(&broker, "rd-group")),
         expected,
@@ -882,7 +940,11 @@ fn committed_offsets_agree_between_clients() {
     );
 
     // Each overwrites the other's.
-    rt.block_on(eddy_commit(&broker, "rd-group", &[(topic, 0, 6), (topic, 2, 9)]));
+    rt.block_on(eddy_commit(
+        &broker,
+        "rd-group",
+        &[(topic, 0, 6), (topic, 2, 9)],
+    ));
     rd_commit(&broker, "eddy-group", topic, &[(1, 43, Some("by rdkafka"))]);
     let rd_group: BTreeMap<_, _> = [
         (key(0), (6, String::new())),
@@ -902,7 +964,10 @@ fn committed_offsets_agree_between_clients() {
     assert_eq!(rd_committed(&broker, "rd-group", topic, 4), rd_group);
     assert_eq!(rt.block_on(eddy_committed(&broker, "rd-group")), rd_group);
     assert_eq!(rd_committed(&broker, "eddy-group", topic, 4), eddy_group);
-    assert_eq!(rt.block_on(eddy_committed(&broker, "eddy-group")), eddy_group);
+    assert_eq!(
+        rt.block_on(eddy_committed(&broker, "eddy-group")),
+        eddy_group
+    );
 }
 
 /// ListOffsets: earliest and latest (librdkafka's watermarks) and by
@@ -930,7 +995,11 @@ fn list_offsets_agree_between_clients() {
         .collect();
     // Half by each producer, in order.
     let mut reports = rt.block_on(eddy_produce(&broker, &[], topic, &records[..4]));
-    reports.extend(rd_produce(&broker, &[], topic, &records[4..]).into_iter().map(|(d, _)| d));
+    reports.extend(
+        rd_produce(&broker, &[], topic, &records[4..])
+            .into_iter()
+            .map(|(d, _)| d),
+    );
     let offsets: Vec<i64> = reports.iter().map(|d| d.offset).collect();
     assert_eq!(offsets, (0..8).collect::<Vec<_>>());
     let log_start = 2;
@@ -941,9 +1010,17 @@ fn list_offsets_agree_between_clients() {
         let (low, high) = rd
             .fetch_watermarks(topic, p, OP_TIMEOUT)
             .expect("rdkafka watermarks");
-        let earliest = rt.block_on(eddy_list_offset(&broker, topic, p, Spec::Earliest)).0;
-        let latest = rt.block_on(eddy_list_offset(&broker, topic, p, Spec::Latest)).0;
-        assert_eq!((earliest, latest), (low, high), "partition {p}: eddy-client vs librdkafka");
+        let earliest = rt
+            .block_on(eddy_list_offset(&broker, topic, p, Spec::Earliest))
+            .0;
+        let latest = rt
+            .block_on(eddy_list_offset(&broker, topic, p, Spec::Latest))
+            .0;
+        assert_eq!(
+            (earliest, latest),
+            (low, high),
+            "partition {p}: eddy-client vs librdkafka"
+        );
         let expected = if p == 0 { (log_start, 8) } else { (0, 0) };
         assert_eq!((low, high), expected, "partition {p} watermarks");
     }
@@ -976,7 +1053,11 @@ fn list_offsets_agree_between_clients() {
                 .offsets_for_times(tpl, OP_TIMEOUT)
                 .unwrap_or_else(|e| panic!("offsets_for_times({p}, {t}): {e}"));
             let elem = got.find_partition(topic, p).expect("partition in answer");
-            assert!(elem.error().is_ok(), "offsets_for_times {p} {t}: {:?}", elem.error());
+            assert!(
+                elem.error().is_ok(),
+                "offsets_for_times {p} {t}: {:?}",
+                elem.error()
+            );
             let rd_offset = match elem.offset() {
                 Offset::Offset(o) => o,
                 Offset::End => -1,
@@ -989,7 +1070,11 @@ fn list_offsets_agree_between_clients() {
                 "partition {p}, timestamp {t}: eddy-client (left) vs librdkafka (right)"
             );
             let expected = if p == 0 { expected } else { (-1, -1) };
-            assert_eq!((eddy_offset, eddy_ts), expected, "partition {p}, timestamp {t}");
+            assert_eq!(
+                (eddy_offset, eddy_ts),
+                expected,
+                "partition {p}, timestamp {t}"
+            );
         }
     }
 }

@@ -47,7 +47,12 @@ async fn eddy_producer(broker: &Broker, props: &[(&str, &str)]) -> Producer {
 }
 
 /// Queues one record; the returned future resolves to its delivery outcome.
-async fn eddy_send(producer: &Producer, topic: &str, partition: Option<i32>, value: Vec<u8>) -> Delivery {
+async fn eddy_send(
+    producer: &Producer,
+    topic: &str,
+    partition: Option<i32>,
+    value: Vec<u8>,
+) -> Delivery {
     let mut r = ProducerRecord::new(topic, value);
     r.partition = partition;
     let f = producer.send(r);
@@ -79,7 +84,11 @@ async fn eddy_topic_names(broker: &Broker) -> Vec<String> {
 
 /// Every record of one partition, from the log start to the high watermark
 /// seen before reading: (offset, value).
-async fn eddy_read_partition(broker: &Broker, topic: &str, partition: i32) -> Vec<(i64, Option<Bytes>)> {
+async fn eddy_read_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Option<Bytes>)> {
     let mut cfg = ConsumerConfig::with_common(broker.common());
     cfg.fetch_max_wait = Duration::from_millis(100);
     let mut consumer = Consumer::new(cfg).expect("consumer");
@@ -100,7 +109,11 @@ async fn eddy_read_partition(broker: &Broker, topic: &str, partition: i32) -> Ve
             "timed out reading {topic}/{partition}: {} records, end {end}",
             out.len()
         );
-        for r in consumer.poll(Duration::from_millis(500)).await.expect("poll") {
+        for r in consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .expect("poll")
+        {
             if r.offset < end {
                 out.push((r.offset, r.value));
             }
@@ -136,11 +149,20 @@ fn seq_value(seq: u64) -> Vec<u8> {
 }
 
 fn parse_seq(v: &[u8]) -> Option<u64> {
-    std::str::from_utf8(v).ok()?.strip_prefix("seq-")?.parse().ok()
+    std::str::from_utf8(v)
+        .ok()?
+        .strip_prefix("seq-")?
+        .parse()
+        .ok()
 }
 
 /// Waits (polling) until `cond` holds on the progress, or panics after `timeout`.
-async fn wait_for(progress: &Mutex<Progress>, timeout: Duration, what: &str, cond: impl Fn(&Progress) -> bool) {
+async fn wait_for(
+    progress: &Mutex<Progress>,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&Progress) -> bool,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         {
@@ -193,30 +215,35 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         tokio::spawn(async move {
             let mut in_flight = tokio::task::JoinSet::new();
             let mut seq = 0u64;
-            let record = |progress: &Mutex<Progress>, seq: u64, r: Result<(i32, i64), ClientError>| {
-                let mut p = progress.lock();
-                let failed = r.is_err();
-                let o = match r {
-                    Ok((partition, offset)) => {
-                        assert_eq!(partition, 0);
-                        p.acked += 1;
-                        Outcome::Acked(offset)
-                    }
-                    Err(e) => {
-                        p.failed += 1;
-                        Outcome::Failed(e.to_string())
-                    }
+            let record =
+                |progress: &Mutex<Progress>, seq: u64, r: Result<(i32, i64), ClientError>| {
+                    let mut p = progress.lock();
+                    let failed = r.is_err();
+                    let o = match r {
+                        Ok((partition, offset)) => {
+                            assert_eq!(partition, 0);
+                            p.acked += 1;
+                            Outcome::Acked(offset)
+                        }
+                        Err(e) => {
+                            p.failed += 1;
+                            Outcome::Failed(e.to_string())
+                        }
+                    };
+                    p.outcomes.insert(seq, o);
+                    failed
                 };
-                p.outcomes.insert(seq, o);
-                failed
-            };
             while !done.load(Ordering::SeqCst) {
                 let f = eddy_send(&producer, topic, Some(0), seq_value(seq)).await;
                 in_flight.spawn(async move { (seq, f.await) });
                 seq += 1;
                 progress.lock().sent = seq;
                 while in_flight.len() >= 16 {
-                    let (s, r) = in_flight.join_next().await.expect("a send").expect("send task");
+                    let (s, r) = in_flight
+                        .join_next()
+                        .await
+                        .expect("a send")
+                        .expect("send task");
                     if record(&progress, s, r) {
                         // The broker is away: do not spin.
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -230,7 +257,13 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         })
     };
 
-    wait_for(&progress, Duration::from_secs(30), "300 records acknowledged", |p| p.acked >= 300).await;
+    wait_for(
+        &progress,
+        Duration::from_secs(30),
+        "300 records acknowledged",
+        |p| p.acked >= 300,
+    )
+    .await;
     let status = match stop {
         Stop::Kill => {
             broker.kill();
@@ -240,13 +273,19 @@ async fn acked_records_survive_a_restart(stop: Stop) {
     };
     let acked_before = progress.lock().acked;
     // Sends fail while the broker is away.
-    wait_for(&progress, Duration::from_secs(30), "a send failing while the broker is down", |p| {
-        p.failed > 0
-    })
+    wait_for(
+        &progress,
+        Duration::from_secs(30),
+        "a send failing while the broker is down",
+        |p| p.failed > 0,
+    )
     .await;
     broker.restart();
     if let Some(status) = status {
-        assert!(status.success(), "a SIGTERM stop should exit cleanly, got {status}");
+        assert!(
+            status.success(),
+            "a SIGTERM stop should exit cleanly, got {status}"
+        );
     }
     wait_for(
         &progress,
@@ -263,7 +302,11 @@ async fn acked_records_survive_a_restart(stop: Stop) {
     eddy_close(&producer).await;
 
     let progress = progress.lock();
-    assert_eq!(progress.outcomes.len() as u64, progress.sent, "every send completed");
+    assert_eq!(
+        progress.outcomes.len() as u64,
+        progress.sent,
+        "every send completed"
+    );
     let acked: BTreeMap<u64, i64> = progress
         .outcomes
         .iter()
@@ -277,7 +320,10 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         progress.sent,
         acked.len(),
         progress.failed,
-        progress.outcomes.values().find(|o| matches!(o, Outcome::Failed(_)))
+        progress
+            .outcomes
+            .values()
+            .find(|o| matches!(o, Outcome::Failed(_)))
     );
     // In send order, acknowledged offsets increase.
     let offsets: Vec<i64> = acked.values().copied().collect();
@@ -292,7 +338,10 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         assert_eq!(*offset, i as i64, "offsets are dense from 0");
         let v = value.as_deref().expect("a value");
         let seq = parse_seq(v).unwrap_or_else(|| panic!("unexpected value {v:?} at {offset}"));
-        assert!(seq < progress.sent, "offset {offset} holds seq {seq}, which was never sent");
+        assert!(
+            seq < progress.sent,
+            "offset {offset} holds seq {seq}, which was never sent"
+        );
         found.entry(seq).or_default().push(*offset);
     }
     let twice: BTreeMap<u64, Vec<i64>> = found
@@ -300,7 +349,10 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         .filter(|(_, o)| o.len() > 1)
         .map(|(s, o)| (*s, o.clone()))
         .collect();
-    assert!(twice.is_empty(), "records stored more than once (seq → offsets): {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "records stored more than once (seq → offsets): {twice:?}"
+    );
     for (seq, offset) in &acked {
         assert_eq!(
             found.get(seq),
@@ -325,6 +377,8 @@ async fn acked_records_survive_a_clean_broker_stop_mid_send_loop() {
 /// created), with an error naming the topic; the topic is not created and
 /// the producer still delivers to existing topics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "today's producer fails a send to a missing topic at once (UNKNOWN_TOPIC_OR_PARTITION \
+            after ~1 ms) instead of after delivery.timeout.ms; un-ignore with the new producer"]
 async fn send_to_a_missing_topic_fails_after_delivery_timeout() {
     let broker = Broker::start_with(&["auto.create.topics.enable=false"]);
     eddy_create_topic(&broker, "exists", 1).await;
@@ -357,11 +411,6 @@ async fn send_to_a_missing_topic_fails_after_delivery_timeout() {
         "expected a timeout or UNKNOWN_TOPIC_OR_PARTITION, got {err:?}"
     );
     assert!(
-        elapsed >= delivery_timeout,
-        "the send failed after {elapsed:?}, before delivery.timeout.ms ({delivery_timeout:?}): {err:?}"
-    );
-    assert!(elapsed < Duration::from_secs(30), "failed only after {elapsed:?}");
-    assert!(
         !eddy_topic_names(&broker).await.iter().any(|t| t == topic),
         "the topic was created although auto.create.topics.enable=false"
     );
@@ -372,4 +421,13 @@ async fn send_to_a_missing_topic_fails_after_delivery_timeout() {
         .expect("delivery to an existing topic");
     assert_eq!(ok, (0, 0));
     eddy_close(&producer).await;
+    // Checked last so that the checks above run with today's producer too.
+    assert!(
+        elapsed >= delivery_timeout,
+        "the send failed after {elapsed:?}, before delivery.timeout.ms ({delivery_timeout:?}): {err:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "failed only after {elapsed:?}"
+    );
 }
