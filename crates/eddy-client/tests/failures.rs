@@ -301,7 +301,7 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         .expect("send loop task");
     eddy_close(&producer).await;
 
-    let progress = progress.lock();
+    let progress = std::mem::take(&mut *progress.lock());
     assert_eq!(
         progress.outcomes.len() as u64,
         progress.sent,
