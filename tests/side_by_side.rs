@@ -263,6 +263,50 @@ async fn eddy_committed(broker: &Broker, group: &str) -> BTreeMap<(String, i32),
         .collect()
 }
 
+/// A group member subscribed to `topic` (eddy-client's KIP-848 consumer)
+/// reads until it has `n` records, commits its positions and leaves.
+async fn eddy_member_consume_and_commit(broker: &Broker, group: &str, topic: &str, n: usize) {
+    let cfg = eddy_client::ConsumerConfig::from_config(&eddy_properties(
+        broker,
+        &[
+            ("fetch.max.wait.ms", "100"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    ))
+    .expect("eddy consumer config");
+    let mut gc = eddy_client::GroupConfig::new(group);
+    gc.auto_commit_interval = None;
+    let mut member = eddy_client::GroupConsumer::new(
+        cfg,
+        eddy_admin(broker).cluster().clone(),
+        gc,
+        vec![topic.to_string()],
+    )
+    .expect("eddy group member");
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < n {
+        assert!(
+            Instant::now() < deadline,
+            "eddy-client member of {group}: {got} of {n} records"
+        );
+        got += member
+            .poll(Duration::from_millis(200), None)
+            .await
+            .unwrap_or_else(|e| panic!("eddy-client member poll: {e}"))
+            .len();
+    }
+    assert_eq!(got, n, "eddy-client member read more records than produced");
+    member
+        .commit()
+        .await
+        .unwrap_or_else(|e| panic!("eddy-client member commit: {e}"));
+    member
+        .close()
+        .await
+        .unwrap_or_else(|e| panic!("eddy-client member close: {e}"));
+}
+
 /// Deletes the records of `topic`/`partition` before `offset`.
 async fn eddy_delete_records(broker: &Broker, topic: &str, partition: i32, offset: i64) {
     let r = eddy_admin(broker)
@@ -967,6 +1011,81 @@ fn committed_offsets_agree_between_clients() {
     assert_eq!(
         rt.block_on(eddy_committed(&broker, "eddy-group")),
         eddy_group
+    );
+}
+
+/// A member of an eddy-client (KIP-848) group consumes and commits; librdkafka
+/// reads the committed positions (every assigned partition, the empty one
+/// at 0) and metadata, and a librdkafka member of the same group resumes
+/// from them, seeing only records produced afterwards.
+#[test]
+fn member_commits_by_eddy_client_are_read_by_librdkafka() {
+    let broker = Broker::start();
+    let rt = runtime();
+    let topic = "member-commits";
+    rd_create_topic(&broker, topic, 3, &[]);
+    let to = |p: i32, tag: &str| ToSend {
+        partition: Some(p),
+        key: None,
+        value: Some(format!("{tag}-{p}").into_bytes()),
+        headers: Vec::new(),
+        timestamp: None,
+    };
+    let first: Vec<ToSend> = [0, 0, 0, 0, 2, 2, 2]
+        .iter()
+        .map(|&p| to(p, "first"))
+        .collect();
+    rt.block_on(eddy_produce(&broker, &[], topic, &first));
+    rt.block_on(eddy_member_consume_and_commit(
+        &broker,
+        "member-group",
+        topic,
+        first.len(),
+    ));
+
+    let expected: BTreeMap<(String, i32), (i64, String)> = [(0, 4), (1, 0), (2, 3)]
+        .into_iter()
+        .map(|(p, o)| ((topic.to_string(), p), (o, String::new())))
+        .collect();
+    assert_eq!(
+        rt.block_on(eddy_committed(&broker, "member-group")),
+        expected
+    );
+    assert_eq!(
+        rd_committed(&broker, "member-group", topic, 3),
+        expected,
+        "librdkafka reads the eddy-client member's commits"
+    );
+
+    // A librdkafka member of the group starts at the committed positions.
+    let second: Vec<ToSend> = [1, 2].iter().map(|&p| to(p, "second")).collect();
+    rd_produce(&broker, &[], topic, &second);
+    let mut c = broker.client_config();
+    c.set("group.id", "member-group")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50");
+    let consumer: BaseConsumer = c.create().expect("rdkafka member");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < second.len() {
+        assert!(
+            Instant::now() < deadline,
+            "librdkafka member got only {got:?}"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("librdkafka member poll");
+            got.push((m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec)));
+        }
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, 0, Some(b"second-1".to_vec())),
+            (2, 3, Some(b"second-2".to_vec()))
+        ]
     );
 }
 
