@@ -150,28 +150,43 @@ async fn eddy_produce(
 /// Reads every record of `partitions` from the log start up to the high
 /// watermark seen before reading, sorted by (partition, offset).
 async fn eddy_consume(broker: &Broker, topic: &str, partitions: &[i32]) -> Vec<Seen> {
+    eddy_consume_from(broker, topic, partitions, None, &[]).await
+}
+
+/// Like [`eddy_consume`], starting at offset `from` of every partition if
+/// given, with consumer properties `props`.
+async fn eddy_consume_from(
+    broker: &Broker,
+    topic: &str,
+    partitions: &[i32],
+    from: Option<i64>,
+    props: &[(&str, &str)],
+) -> Vec<Seen> {
     let mut ends: HashMap<i32, i64> = HashMap::new();
     for &p in partitions {
         let high = eddy_list_offset(broker, topic, p, Spec::Latest).await.0;
         let low = eddy_list_offset(broker, topic, p, Spec::Earliest).await.0;
-        if high > low {
+        if high > low.max(from.unwrap_or(0)) {
             ends.insert(p, high);
         }
     }
-    let cfg = eddy_client::ConsumerConfig::from_config(&eddy_properties(
-        broker,
-        &[
-            ("fetch.max.wait.ms", "100"),
-            ("auto.offset.reset", "earliest"),
-        ],
-    ))
-    .expect("eddy consumer config");
+    let mut all_props = vec![
+        ("fetch.max.wait.ms", "100"),
+        ("auto.offset.reset", "earliest"),
+    ];
+    all_props.extend_from_slice(props);
+    let cfg = eddy_client::ConsumerConfig::from_config(&eddy_properties(broker, &all_props))
+        .expect("eddy consumer config");
     let mut consumer = eddy_client::Consumer::new(cfg).expect("eddy consumer");
+    let start = match from {
+        Some(o) => eddy_client::StartOffset::Offset(o),
+        None => eddy_client::StartOffset::Earliest,
+    };
     consumer
         .assign(
             partitions
                 .iter()
-                .map(|&p| (topic.to_string(), p, eddy_client::StartOffset::Earliest))
+                .map(|&p| (topic.to_string(), p, start))
                 .collect(),
         )
         .await
@@ -414,25 +429,63 @@ fn rd_produce(
     })
 }
 
+fn rd_seen<M: Message>(m: &M) -> Seen {
+    let (timestamp, ts_type) = rd_timestamp(m.timestamp());
+    Seen {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: common::headers_of(m),
+        timestamp,
+        ts_type,
+    }
+}
+
 /// Everything librdkafka reads from `partitions`, sorted by (partition, offset).
 fn rd_consume(broker: &Broker, topic: &str, partitions: &[i32]) -> Vec<Seen> {
     let mut out: Vec<Seen> = broker
         .consume_all(topic, partitions)
-        .into_iter()
-        .map(|m| {
-            let (timestamp, ts_type) = rd_timestamp(m.timestamp());
-            Seen {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: common::headers_of(&m),
-                timestamp,
-                ts_type,
-            }
-        })
+        .iter()
+        .map(rd_seen)
         .collect();
     out.sort_by_key(|s| (s.partition, s.offset));
+    out
+}
+
+/// What librdkafka reads from offset `from` of one partition up to the high
+/// watermark, with consumer properties `props`.
+fn rd_consume_from(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    props: &[(&str, &str)],
+) -> Vec<Seen> {
+    let mut cfg = broker.consumer_config();
+    for (k, v) in props {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cfg.create().expect("rdkafka consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, OP_TIMEOUT)
+        .expect("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+        .expect("add partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.last().map_or(from, |s: &Seen| s.offset + 1) < high {
+        assert!(
+            Instant::now() < deadline,
+            "librdkafka: timed out reading {topic}/{partition} from {from}, got {}",
+            out.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            out.push(rd_seen(&m.expect("librdkafka poll")));
+        }
+    }
     out
 }
 
@@ -758,8 +811,9 @@ fn keyed_placement_is_the_same_with_both_clients() {
 }
 
 /// Records produced by eddy-client are read identically by both consumers,
-/// and so are records produced by librdkafka; both producers' delivery
-/// reports match what the consumers read (partition, offset, timestamp).
+/// and so are records produced by librdkafka (plain and idempotent); every
+/// producer's delivery reports match what the consumers read (partition,
+/// offset, timestamp).
 #[test]
 fn create_time_records_cross_between_clients() {
     let broker = Broker::start();
@@ -767,51 +821,44 @@ fn create_time_records_cross_between_clients() {
     let parts = 3;
     let base_ts = 1_600_000_000_000;
     let records = record_set(300, parts, base_ts);
-    let before = now_ms();
-
-    rd_create_topic(&broker, "from-eddy", parts, &[]);
-    let reports = rt.block_on(eddy_produce(&broker, &[], "from-eddy", &records));
-    let eddy_seen = rt.block_on(eddy_consume(&broker, "from-eddy", &all_partitions(parts)));
-    let rd_seen = rd_consume(&broker, "from-eddy", &all_partitions(parts));
-    assert_same_view("produced by eddy-client", &eddy_seen, &rd_seen);
-    assert_reports_match(
-        "produced by eddy-client",
-        &records,
-        &reports,
-        &eddy_seen,
-        TsType::Create,
-    );
-
-    rd_create_topic(&broker, "from-rdkafka", parts, &[]);
-    let rd_reports = rd_produce(&broker, &[], "from-rdkafka", &records);
-    for (i, (_, t)) in rd_reports.iter().enumerate() {
-        assert_eq!(
-            *t,
-            TsType::Create,
-            "librdkafka delivery report type of record {i}"
-        );
-    }
-    let reports: Vec<Delivered> = rd_reports.iter().map(|(d, _)| *d).collect();
-    let eddy_seen = rt.block_on(eddy_consume(
-        &broker,
-        "from-rdkafka",
-        &all_partitions(parts),
-    ));
-    let rd_seen = rd_consume(&broker, "from-rdkafka", &all_partitions(parts));
-    assert_same_view("produced by librdkafka", &eddy_seen, &rd_seen);
-    assert_reports_match(
-        "produced by librdkafka",
-        &records,
-        &reports,
-        &eddy_seen,
-        TsType::Create,
-    );
-
-    // Records without an explicit time were stamped by the producer now.
-    let after = now_ms();
-    for (s, d) in records.iter().zip(&reports) {
-        if s.timestamp.is_none() {
-            assert!((before..=after).contains(&d.timestamp), "{d:?}");
+    for producer in ["eddy-client", "librdkafka", "librdkafka-idempotent"] {
+        let topic = format!("from-{producer}");
+        let what = format!("produced by {producer}");
+        rd_create_topic(&broker, &topic, parts, &[]);
+        let before = now_ms();
+        let reports = match producer {
+            "eddy-client" => rt.block_on(eddy_produce(&broker, &[], &topic, &records)),
+            _ => {
+                let props: &[(&str, &str)] = if producer == "librdkafka" {
+                    &[]
+                } else {
+                    &[("enable.idempotence", "true")]
+                };
+                let rd_reports = rd_produce(&broker, props, &topic, &records);
+                for (i, (_, t)) in rd_reports.iter().enumerate() {
+                    assert_eq!(
+                        *t,
+                        TsType::Create,
+                        "{what}: delivery report type of record {i}"
+                    );
+                }
+                rd_reports.into_iter().map(|(d, _)| d).collect()
+            }
+        };
+        let after = now_ms();
+        let eddy_seen = rt.block_on(eddy_consume(&broker, &topic, &all_partitions(parts)));
+        let rd_seen = rd_consume(&broker, &topic, &all_partitions(parts));
+        assert_same_view(&what, &eddy_seen, &rd_seen);
+        assert_reports_match(&what, &records, &reports, &eddy_seen, TsType::Create);
+        // Records without an explicit time were stamped by the producer now.
+        for (i, (s, d)) in records.iter().zip(&reports).enumerate() {
+            if s.timestamp.is_none() {
+                assert!(
+                    (before..=after).contains(&d.timestamp),
+                    "{what}: record {i} stamped {} outside {before}..={after}",
+                    d.timestamp
+                );
+            }
         }
     }
 }
@@ -860,7 +907,8 @@ fn log_append_time_is_reported_alike() {
 }
 
 /// Every codec: batches produced by one client with it are stored with that
-/// codec and read back identically by the other client (and by itself).
+/// codec and read back identically by the other client (and by itself), also
+/// when reading starts inside a batch.
 #[test]
 fn every_codec_crosses_between_clients() {
     let broker = Broker::start();
@@ -914,6 +962,25 @@ fn every_codec_crosses_between_clients() {
             stored.iter().all(|&c| c == id),
             "{from_rd}: librdkafka's batches are stored with codecs {stored:?}, expected {id}"
         );
+
+        // Starting in the middle of a (compressed) batch, with fetches
+        // limited to 1 byte per partition (at least one batch comes back):
+        // both clients begin exactly at the asked offset.
+        let tiny = [("max.partition.fetch.bytes", "1")];
+        for topic in [&from_eddy, &from_rd] {
+            let full = rd_consume(&broker, topic, &[0]);
+            for from in [1, 101, 199] {
+                let rd_from = rd_consume_from(&broker, topic, 0, from, &tiny);
+                let eddy_from =
+                    rt.block_on(eddy_consume_from(&broker, topic, &[0], Some(from), &tiny));
+                assert_same_view(&format!("{topic} from {from}"), &eddy_from, &rd_from);
+                assert_eq!(
+                    eddy_from.as_slice(),
+                    &full[from as usize..],
+                    "{topic}: reading from offset {from}"
+                );
+            }
+        }
     }
 }
 
