@@ -90,10 +90,12 @@ fn sources_newer_than(bin: &std::path::Path) -> bool {
 }
 
 /// A broker on 127.0.0.1 (port chosen by the OS) with its own data dir;
-/// killed on drop. Its output is kept and printed if the test fails.
+/// killed on drop. Its output is kept and printed if the test fails. It can
+/// be stopped (SIGKILL or SIGTERM) and restarted on the same data dir and port.
 pub struct Broker {
-    child: Child,
+    child: Option<Child>,
     addr: String,
+    settings: Vec<String>,
     log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
@@ -109,13 +111,29 @@ impl Broker {
             .prefix("eddy-client-it-")
             .tempdir()
             .expect("tempdir");
+        let mut broker = Broker {
+            child: None,
+            addr: String::new(),
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(String::new())),
+            _dir: dir,
+        };
+        let (child, addr) = broker
+            .spawn("127.0.0.1:0")
+            .unwrap_or_else(|why| panic!("{why}:\n{}", broker.log_text()));
+        broker.child = Some(child);
+        broker.addr = addr;
+        broker
+    }
+
+    fn spawn(&self, listen: &str) -> Result<(Child, String), String> {
         let mut cmd = Command::new(eddy_bin());
         cmd.arg("broker")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
-            .arg(dir.path());
-        for s in settings {
+            .arg(self._dir.path());
+        for s in &self.settings {
             cmd.arg("--set").arg(s);
         }
         let mut child = cmd
@@ -126,44 +144,94 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn eddy broker");
-        let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
-        read_lines(out, log.clone(), tx.clone());
-        read_lines(err, log.clone(), tx);
+        read_lines(out, self.log.clone(), tx.clone());
+        read_lines(err, self.log.clone(), tx);
         let deadline = Instant::now() + READY_TIMEOUT;
-        let addr = loop {
+        loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(addr) => break addr,
+                Ok(addr) => return Ok((child, addr)),
                 Err(_) if Instant::now() > deadline => {
                     let _ = child.kill();
-                    panic!(
-                        "broker not ready in time:\n{}",
-                        log.lock().map(|l| l.clone()).unwrap_or_default()
-                    );
+                    let _ = child.wait();
+                    return Err("broker not ready in time".to_string());
                 }
                 Err(_) => {
                     if let Ok(Some(st)) = child.try_wait() {
                         thread::sleep(Duration::from_millis(100));
-                        panic!(
-                            "broker exited with {st} before ready:\n{}",
-                            log.lock().map(|l| l.clone()).unwrap_or_default()
-                        );
+                        return Err(format!("broker exited with {st} before ready"));
                     }
                 }
             }
-        };
-        Broker {
-            child,
-            addr,
-            log,
-            _dir: dir,
         }
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Everything the broker printed so far (all incarnations).
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// SIGKILL: the broker gets no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and waits (up to 20 s) for the broker to exit; returns its status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("broker is not running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed", c.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "broker did not exit within 20 s of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again (killing it first if it still runs) on the
+    /// same data dir and the same port, so that clients reconnect to it.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Ok(mut l) = self.log.lock() {
+            l.push_str("\n==== restart ====\n");
+        }
+        let addr = self.addr.clone();
+        // The port was just released; binding it again can briefly fail.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (child, new_addr) = loop {
+            match self.spawn(&addr) {
+                Ok(r) => break r,
+                Err(why) if Instant::now() > deadline => {
+                    panic!("restart on {addr} failed: {why}:\n{}", self.log_text())
+                }
+                Err(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        assert_eq!(new_addr, addr, "restarted on another address");
+        self.child = Some(child);
     }
 
     pub fn common(&self) -> CommonConfig {
@@ -189,10 +257,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if thread::panicking() {
-            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            let log = self.log_text();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
             eprintln!("---- broker {} output (last lines) ----", self.addr);
             for l in tail.into_iter().rev() {
