@@ -278,26 +278,31 @@ async fn eddy_committed(broker: &Broker, group: &str) -> BTreeMap<(String, i32),
         .collect()
 }
 
-/// A group member subscribed to `topic` (eddy-client's KIP-848 consumer)
-/// reads until it has `n` records, commits its positions and leaves.
-async fn eddy_member_consume_and_commit(broker: &Broker, group: &str, topic: &str, n: usize) {
+/// A group member subscribed to `topic` (eddy-client's consumer with
+/// `group.protocol` = `protocol`) reads until it has `n` records, commits its
+/// positions and leaves.
+async fn eddy_member_consume_and_commit(
+    broker: &Broker,
+    protocol: &str,
+    group: &str,
+    topic: &str,
+    n: usize,
+) {
     let cfg = eddy_client::ConsumerConfig::from_config(&eddy_properties(
         broker,
         &[
             ("fetch.max.wait.ms", "100"),
             ("auto.offset.reset", "earliest"),
+            ("group.id", group),
+            ("group.protocol", protocol),
+            ("enable.auto.commit", "false"),
         ],
     ))
     .expect("eddy consumer config");
-    let mut gc = eddy_client::GroupConfig::new(group);
-    gc.auto_commit_interval = None;
-    let mut member = eddy_client::GroupConsumer::new(
-        cfg,
-        eddy_admin(broker).cluster().clone(),
-        gc,
-        vec![topic.to_string()],
-    )
-    .expect("eddy group member");
+    let mut member = eddy_client::Consumer::with_cluster(cfg, eddy_admin(broker).cluster().clone());
+    member
+        .subscribe([topic])
+        .unwrap_or_else(|e| panic!("eddy-client subscribe: {e}"));
     let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while got < n {
@@ -306,14 +311,14 @@ async fn eddy_member_consume_and_commit(broker: &Broker, group: &str, topic: &st
             "eddy-client member of {group}: {got} of {n} records"
         );
         got += member
-            .poll(Duration::from_millis(200), None)
+            .poll(Duration::from_millis(200))
             .await
             .unwrap_or_else(|e| panic!("eddy-client member poll: {e}"))
             .len();
     }
     assert_eq!(got, n, "eddy-client member read more records than produced");
     member
-        .commit()
+        .commit_sync()
         .await
         .unwrap_or_else(|e| panic!("eddy-client member commit: {e}"));
     member
@@ -1105,7 +1110,16 @@ fn member_commits_by_eddy_client_are_read_by_librdkafka() {
     rt.block_on(eddy_produce(&broker, &[], topic, &first));
     rt.block_on(eddy_member_consume_and_commit(
         &broker,
+        "classic",
         "member-group",
+        topic,
+        first.len(),
+    ));
+    // The KIP-848 member commits the same way.
+    rt.block_on(eddy_member_consume_and_commit(
+        &broker,
+        "consumer",
+        "member-group-848",
         topic,
         first.len(),
     ));
@@ -1122,6 +1136,11 @@ fn member_commits_by_eddy_client_are_read_by_librdkafka() {
         rd_committed(&broker, "member-group", topic, 3),
         expected,
         "librdkafka reads the eddy-client member's commits"
+    );
+    assert_eq!(
+        rd_committed(&broker, "member-group-848", topic, 3),
+        expected,
+        "librdkafka reads the eddy-client KIP-848 member's commits"
     );
 
     // A librdkafka member of the group starts at the committed positions.
