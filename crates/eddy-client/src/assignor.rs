@@ -36,7 +36,7 @@ use bytes::{Buf, Bytes};
 use eddy_protocol::codec::{read_array, read_i32, read_string};
 use eddy_protocol::messages::{consumer_protocol_assignment, consumer_protocol_subscription};
 use eddy_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
-use eddy_protocol::{DecodeError, Encode, WriteBuf};
+use eddy_protocol::{DecodeError, WriteBuf};
 
 use crate::membership::TopicPartition;
 
@@ -710,8 +710,6 @@ fn constrained_assign(
             under_min.remove(idx - 1);
             idx -= 1;
             exactly_min.push_back(member);
-        } else if count == max_quota {
-            current_over_min += 1;
         }
     }
     Ok(assignment)

@@ -378,7 +378,7 @@ fn random_case(rng: &mut Rng) -> (BTreeMap<String, i32>, BTreeMap<String, Subscr
     let equal = rng.below(2) == 0;
     let nm = 1 + rng.below(6);
     let subs: BTreeMap<String, Subscription> = (0..nm)
-        .map(|i| {
+        .map(|_| {
             let ts: Vec<String> = if equal {
                 names.clone()
             } else {
