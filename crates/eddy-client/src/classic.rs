@@ -979,10 +979,11 @@ impl JoinTask {
             .find(|a| a.name() == protocol_name)
             .ok_or_else(|| {
                 ClientError::from(
-                    KafkaError::new(ErrorCode::InconsistentGroupProtocol)
-                        .with_message(Some(format!(
+                    KafkaError::new(ErrorCode::InconsistentGroupProtocol).with_message(Some(
+                        format!(
                         "the coordinator chose assignor '{protocol_name}', which this member lacks"
-                    ))),
+                    ),
+                    )),
                 )
             })?;
         let mut subs: BTreeMap<String, Subscription> = BTreeMap::new();
@@ -1118,10 +1119,8 @@ impl HeartbeatTask {
                     self.state.lock().rejoin = Some("the partitions of a subscribed topic changed");
                 }
             }
-            if next_hb.is_some_and(|t| now >= t) || next_hb.is_none() {
-                if !self.beat().await {
-                    return;
-                }
+            if next_hb.is_none_or(|t| now >= t) && !self.beat().await {
+                return;
             }
         }
     }

@@ -206,7 +206,9 @@ async fn one_member_gets_all_partitions() {
     wait_for("the assignment", 20, || m.owned() == all("solo", 4)).await;
     assert_eq!(
         m.events(),
-        vec![MembershipEvent::Assigned(all("solo", 4).into_iter().collect())]
+        vec![MembershipEvent::Assigned(
+            all("solo", 4).into_iter().collect()
+        )]
     );
     assert!(m.generation().is_some_and(|g| g >= 1));
     assert!(m.errors().is_empty(), "{:?}", m.errors());
@@ -289,26 +291,30 @@ async fn cooperative_join_revokes_only_the_moved_partitions() {
     .await;
     let final_a = a.owned();
     let moved: BTreeSet<TopicPartition> = &all("coop", 6) - &final_a;
-    let seen = a.seen.lock();
-    // a kept its three partitions throughout the rebalance ...
-    for owned in &seen.owned_history[history_from..] {
-        assert!(final_a.is_subset(owned), "a dropped a kept partition: {owned:?}");
+    {
+        let seen = a.seen.lock();
+        // a kept its three partitions throughout the rebalance ...
+        for owned in &seen.owned_history[history_from..] {
+            assert!(
+                final_a.is_subset(owned),
+                "a dropped a kept partition: {owned:?}"
+            );
+        }
+        // ... and revoked exactly the moved ones, never losing any.
+        let revoked: BTreeSet<TopicPartition> = seen.events[history_from..]
+            .iter()
+            .filter_map(|e| match e {
+                MembershipEvent::Revoked(p) => Some(p.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(revoked, moved);
+        assert!(!seen
+            .events
+            .iter()
+            .any(|e| matches!(e, MembershipEvent::Lost(_))));
     }
-    // ... and revoked exactly the moved ones, never losing any.
-    let revoked: BTreeSet<TopicPartition> = seen.events[history_from..]
-        .iter()
-        .filter_map(|e| match e {
-            MembershipEvent::Revoked(p) => Some(p.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert_eq!(revoked, moved);
-    assert!(!seen
-        .events
-        .iter()
-        .any(|e| matches!(e, MembershipEvent::Lost(_))));
-    drop(seen);
     // b was only ever assigned partitions a had revoked before.
     let b_events = b.events();
     assert!(!b_events
@@ -335,7 +341,10 @@ async fn heartbeats_keep_a_member_alive_between_polls() {
     let d = broker.admin().describe_group("g-hb").await.unwrap();
     assert_eq!(d.state, "Stable");
     assert_eq!(d.members.len(), 1);
-    assert_eq!(d.members[0].assignment, all("hb", 2).into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        d.members[0].assignment,
+        all("hb", 2).into_iter().collect::<Vec<_>>()
+    );
     m.stop().await;
 }
 
@@ -361,10 +370,19 @@ async fn poll_timeout_leaves_the_group_and_the_next_poll_reports_lost() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Polling again: the partitions are lost, then assigned again to a new member id.
-    wait_for("the rejoin", 20, || m.events().len() >= 3 && m.owned() == all("pt", 2)).await;
+    wait_for("the rejoin", 20, || {
+        m.events().len() >= 3 && m.owned() == all("pt", 2)
+    })
+    .await;
     let ev = m.events();
-    assert_eq!(ev[1], MembershipEvent::Lost(all("pt", 2).into_iter().collect()));
-    assert_eq!(ev[2], MembershipEvent::Assigned(all("pt", 2).into_iter().collect()));
+    assert_eq!(
+        ev[1],
+        MembershipEvent::Lost(all("pt", 2).into_iter().collect())
+    );
+    assert_eq!(
+        ev[2],
+        MembershipEvent::Assigned(all("pt", 2).into_iter().collect())
+    );
     assert_ne!(m.seen.lock().member_id, first_member);
     m.stop().await;
 }
@@ -480,7 +498,10 @@ async fn the_leader_rejoins_when_partitions_are_added() {
     let admin = broker.admin();
     let mut grown = false;
     while member.owned() != &all("grow", 4) {
-        assert!(Instant::now() < deadline, "never got 4 partitions: {events:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never got 4 partitions: {events:?}"
+        );
         match tokio::time::timeout(Duration::from_millis(200), member.poll()).await {
             Ok(Ok(Some(e))) => events.push(e),
             Ok(Ok(None)) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -494,7 +515,9 @@ async fn the_leader_rejoins_when_partitions_are_added() {
     assert!(member.is_leader());
     assert_eq!(
         events.last(),
-        Some(&MembershipEvent::Assigned(all("grow", 4).into_iter().collect()))
+        Some(&MembershipEvent::Assigned(
+            all("grow", 4).into_iter().collect()
+        ))
     );
     member.leave().await.unwrap();
 }

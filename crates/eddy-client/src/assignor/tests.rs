@@ -418,7 +418,7 @@ fn all_assignors_are_valid_and_complete_on_random_groups() {
         ] {
             let r = a.assign(&topics, &subs).unwrap();
             check_valid(&topics, &subs, &r, true);
-            if equal && a.name().contains("sticky") || equal && a.name() == "roundrobin" {
+            if equal && (a.name().contains("sticky") || a.name() == "roundrobin") {
                 let sizes: Vec<usize> = r.values().map(|x| x.partitions.len()).collect();
                 let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
                 assert!(hi - lo <= 1, "{} unbalanced: {r:?}", a.name());
@@ -504,9 +504,8 @@ fn cooperative_rounds_never_hand_over_an_owned_partition_and_converge() {
                 }
             }
         }
-        let mut generation = 1;
         let mut stable = false;
-        for _round in 0..6 {
+        for generation in 1..=6 {
             for (m, s) in subs.iter_mut() {
                 s.owned_partitions = owner
                     .iter()
@@ -529,7 +528,6 @@ fn cooperative_rounds_never_hand_over_an_owned_partition_and_converge() {
                 .iter()
                 .flat_map(|(m, a)| a.partitions.iter().map(move |p| (p.clone(), m.clone())))
                 .collect();
-            generation += 1;
             if owner == before {
                 stable = true;
                 break;
@@ -554,7 +552,7 @@ fn builtins_by_name_and_protocol_choice() {
     let coop = builtin_assignor("cooperative-sticky").unwrap();
     let range = builtin_assignor("range").unwrap();
     assert_eq!(
-        rebalance_protocol(&[coop.clone()]),
+        rebalance_protocol(std::slice::from_ref(&coop)),
         RebalanceProtocol::Cooperative
     );
     assert_eq!(rebalance_protocol(&[range, coop]), RebalanceProtocol::Eager);
