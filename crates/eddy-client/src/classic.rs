@@ -242,6 +242,8 @@ pub struct ClassicMember {
     last_assignment: Option<(Vec<TopicPartition>, i32)>,
     events: VecDeque<MembershipEvent>,
     rejoin_needed: bool,
+    /// The subscription the running (or last) join was sent with.
+    joined_subscription: BTreeSet<String>,
     /// The revocation/loss before the next join has been emitted.
     prepared: bool,
     join_task: Option<JoinHandle<JoinOutcome>>,
@@ -346,6 +348,7 @@ impl ClassicMember {
             last_assignment: None,
             events: VecDeque::new(),
             rejoin_needed: true,
+            joined_subscription: BTreeSet::new(),
             prepared: false,
             join_task: None,
             heartbeat_task: None,
@@ -705,6 +708,7 @@ impl ClassicMember {
     fn start_join(&mut self) -> Result<(), ClientError> {
         self.stop_heartbeat();
         let protocols = self.protocols()?;
+        self.joined_subscription = self.subscription.clone();
         let task = JoinTask {
             ctx: self.ctx.clone(),
             member_id: self.member_id.clone(),
@@ -741,6 +745,10 @@ impl ClassicMember {
                 // subscription changed during the rebalance): rejoin.
                 self.rejoin_needed = true;
             }
+        }
+        if self.joined_subscription != self.subscription {
+            // set_subscription() while the join was in flight.
+            self.rejoin_needed = true;
         }
         self.generation = Some(j.generation);
         self.last_assignment = Some((target.iter().cloned().collect(), gen_id));
@@ -779,8 +787,8 @@ impl ClassicMember {
                 }
             }
             Some(ErrorCode::RebalanceInProgress) => {
-                // A new round started while syncing: join again at once.
-                self.generation = None;
+                // A new round started while syncing: join again at once,
+                // still in the last generation.
                 Ok(())
             }
             Some(
