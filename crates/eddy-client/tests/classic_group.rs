@@ -521,3 +521,73 @@ async fn the_leader_rejoins_when_partitions_are_added() {
     );
     member.leave().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_is_cancel_safe_during_a_join() {
+    let broker = Broker::start_with(FAST);
+    topic(&broker, "cs", 4).await;
+    let a = Runner::start(&broker, config("g-cs", "range"), &["cs"]);
+    wait_for("a alone", 20, || a.owned() == all("cs", 4)).await;
+    // b's JoinGroup waits until a has rejoined: poll() is dropped after
+    // 5 ms again and again meanwhile, and must neither lose nor repeat
+    // anything.
+    let cluster = Cluster::new(broker.common()).unwrap();
+    let mut b = ClassicMember::new(cluster, config("g-cs", "range")).unwrap();
+    b.set_subscription(["cs".to_string()].into());
+    let mut events = Vec::new();
+    let mut cancelled = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.owned().len() != 2 || a.owned().len() != 2 {
+        assert!(Instant::now() < deadline, "no split: {events:?}");
+        match tokio::time::timeout(Duration::from_millis(5), b.poll()).await {
+            Ok(Ok(Some(e))) => events.push(e),
+            Ok(Ok(None)) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(Err(e)) => panic!("poll failed: {e}"),
+            Err(_) => cancelled += 1,
+        }
+    }
+    assert!(cancelled > 3, "poll() was never cancelled mid-join");
+    assert_eq!(
+        events,
+        vec![MembershipEvent::Assigned(
+            b.owned().iter().cloned().collect()
+        )]
+    );
+    assert!(a.owned().is_disjoint(b.owned()));
+    b.leave().await.unwrap();
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_member_keeps_its_partitions_when_another_leaves() {
+    let broker = Broker::start_with(FAST);
+    topic(&broker, "st", 6).await;
+    let a = Runner::start(&broker, config("g-st", "sticky"), &["st"]);
+    let b = Runner::start(&broker, config("g-st", "sticky"), &["st"]);
+    let c = Runner::start(&broker, config("g-st", "sticky"), &["st"]);
+    wait_for("the split", 30, || {
+        let (x, y, z) = (a.owned(), b.owned(), c.owned());
+        x.len() == 2 && y.len() == 2 && z.len() == 2 && (&(&x | &y) | &z) == all("st", 6)
+    })
+    .await;
+    let (before_a, before_c) = (a.owned(), c.owned());
+    b.leave().await;
+    wait_for("a and c take over", 30, || {
+        a.owned().len() == 3 && c.owned().len() == 3
+    })
+    .await;
+    // Eager: everything was revoked, but the sticky assignor (fed by the
+    // user data of the previous assignment) gave each its partitions back.
+    assert!(
+        before_a.is_subset(&a.owned()),
+        "{before_a:?} {:?}",
+        a.owned()
+    );
+    assert!(
+        before_c.is_subset(&c.owned()),
+        "{before_c:?} {:?}",
+        c.owned()
+    );
+    a.stop().await;
+    c.stop().await;
+}
