@@ -407,7 +407,9 @@ impl ClassicMember {
         })
     }
 
-    /// An OffsetCommit failed with `code`: rejoin as Java does.
+    /// An OffsetCommit failed with `code`: rejoin as Java does
+    /// (UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: the partitions are lost;
+    /// REBALANCE_IN_PROGRESS: rejoin; FENCED_INSTANCE_ID: fatal).
     pub fn commit_failed(&mut self, code: ErrorCode) {
         match code {
             ErrorCode::UnknownMemberId
@@ -415,6 +417,17 @@ impl ClassicMember {
             | ErrorCode::FencedInstanceId => self.fenced(code),
             ErrorCode::RebalanceInProgress => self.request_rejoin("commit: rebalance in progress"),
             _ => {}
+        }
+    }
+
+    /// Like [`commit_failed`](Self::commit_failed), for a commit sent with
+    /// `identity`: ignored if the member has moved on to another generation
+    /// since (Java checks this too), e.g. for a late async commit.
+    pub fn commit_failed_with(&mut self, identity: &CommitIdentity, code: ErrorCode) {
+        if self.commit_identity().as_ref() == Some(identity) {
+            self.commit_failed(code);
+        } else {
+            tracing::debug!(error = ?code, ?identity, "a commit of an older generation failed; ignored");
         }
     }
 
