@@ -569,6 +569,7 @@ fn sticky_assign(
     let mut owned: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
     let mut owner_of: HashMap<TopicPartition, (String, i32)> = HashMap::new();
     let mut multiple_owners: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut datas: Vec<(&String, MemberData)> = Vec::new();
     let mut first_topics: Option<BTreeSet<&str>> = None;
     let mut all_equal = true;
     for (member, sub) in subscriptions {
@@ -578,6 +579,7 @@ fn sticky_assign(
             Some(f) => all_equal &= *f == mine,
         }
         let data = member_data(sub);
+        datas.push((member, data.clone()));
         let generation = data.generation.unwrap_or(DEFAULT_GENERATION);
         owned.insert(member.clone(), Vec::new());
         let mut seen = BTreeSet::new();
@@ -624,10 +626,31 @@ fn sticky_assign(
         return Ok(BTreeMap::new());
     }
     if all_equal {
-        constrained_assign(&topics, owned)
-    } else {
-        Ok(general_assign(&topics, subscriptions, owned))
+        return constrained_assign(&topics, owned);
     }
+    // Previous owners of an older generation: the balancing moves a
+    // partition back to them first (Java's prepopulateCurrentAssignments).
+    let max_generation = datas
+        .iter()
+        .filter_map(|(_, d)| d.generation)
+        .fold(DEFAULT_GENERATION, i32::max);
+    let mut prev: HashMap<TopicPartition, (String, i32)> = HashMap::new();
+    for (member, data) in datas {
+        let generation = match data.generation {
+            Some(g) if g < max_generation => g,
+            None if max_generation > DEFAULT_GENERATION => DEFAULT_GENERATION,
+            _ => continue,
+        };
+        for p in data.partitions {
+            match prev.get(&p) {
+                Some((_, g)) if *g >= generation => {}
+                _ => {
+                    prev.insert(p, (member.clone(), generation));
+                }
+            }
+        }
+    }
+    Ok(general_assign(&topics, subscriptions, owned, prev))
 }
 
 /// Java's ConstrainedAssignmentBuilder (all members subscribe to the same
@@ -715,92 +738,364 @@ fn constrained_assign(
     Ok(assignment)
 }
 
-/// The general case (members subscribe to different topics): keep owned
-/// partitions the member still subscribes to, give the others to the least
-/// loaded eligible member (partitions with fewest candidates first), then
-/// move partitions from the most to the least loaded eligible members until
-/// no move narrows the spread. Balanced like Java's GeneralAssignmentBuilder
-/// and as sticky, though ties may be broken differently.
+/// Java's PartitionMovements: the moves made while balancing, to move a
+/// partition back rather than create a cycle between two members.
+#[derive(Default)]
+struct PartitionMovements {
+    by_topic: HashMap<String, HashMap<(String, String), BTreeSet<TopicPartition>>>,
+    moves: HashMap<TopicPartition, (String, String)>,
+}
+
+impl PartitionMovements {
+    fn remove_record(&mut self, p: &TopicPartition) -> Option<(String, String)> {
+        let pair = self.moves.remove(p)?;
+        if let Some(t) = self.by_topic.get_mut(&p.0) {
+            if let Some(set) = t.get_mut(&pair) {
+                set.remove(p);
+                if set.is_empty() {
+                    t.remove(&pair);
+                }
+            }
+            if t.is_empty() {
+                self.by_topic.remove(&p.0);
+            }
+        }
+        Some(pair)
+    }
+
+    fn add_record(&mut self, p: TopicPartition, pair: (String, String)) {
+        self.by_topic
+            .entry(p.0.clone())
+            .or_default()
+            .entry(pair.clone())
+            .or_default()
+            .insert(p.clone());
+        self.moves.insert(p, pair);
+    }
+
+    fn move_partition(&mut self, p: &TopicPartition, old: &str, new: &str) {
+        if self.moves.contains_key(p) {
+            if let Some((src, _)) = self.remove_record(p) {
+                if src != new {
+                    self.add_record(p.clone(), (src, new.to_string()));
+                }
+            }
+        } else {
+            self.add_record(p.clone(), (old.to_string(), new.to_string()));
+        }
+    }
+
+    fn partition_to_move(&self, p: &TopicPartition, old: &str, new: &str) -> TopicPartition {
+        let Some(topic) = self.by_topic.get(&p.0) else {
+            return p.clone();
+        };
+        let old = match self.moves.get(p) {
+            Some((src, _)) => src.as_str(),
+            None => old,
+        };
+        match topic.get(&(new.to_string(), old.to_string())) {
+            Some(set) => set.iter().next().cloned().unwrap_or_else(|| p.clone()),
+            None => p.clone(),
+        }
+    }
+}
+
+/// Java's GeneralAssignmentBuilder (members subscribe to different topics),
+/// without racks: keep owned partitions, give each unassigned partition to
+/// the least loaded eligible member, then move partitions (preferring their
+/// previous owner of an older generation) until balanced, keeping the
+/// result only if it is better balanced than before the moves.
+struct GeneralBuilder<'a> {
+    topics: &'a BTreeMap<&'a str, i32>,
+    topic_consumers: BTreeMap<String, Vec<String>>,
+    consumer_topics: BTreeMap<String, Vec<String>>,
+    current: BTreeMap<String, Vec<TopicPartition>>,
+    owner: HashMap<TopicPartition, String>,
+    /// Members by (number of partitions, member id).
+    sorted: BTreeSet<(usize, String)>,
+    movements: PartitionMovements,
+    total: usize,
+}
+
+impl GeneralBuilder<'_> {
+    fn size(&self, m: &str) -> usize {
+        self.current.get(m).map_or(0, Vec::len)
+    }
+
+    fn max_size(&self, m: &str) -> usize {
+        let ts = self.consumer_topics.get(m).map_or(&[][..], Vec::as_slice);
+        if ts.len() == self.topics.len() {
+            return self.total;
+        }
+        ts.iter()
+            .map(|t| self.topics.get(t.as_str()).map_or(0, |c| *c as usize))
+            .sum()
+    }
+
+    fn subscribes(&self, m: &str, topic: &str) -> bool {
+        self.consumer_topics
+            .get(m)
+            .is_some_and(|ts| ts.iter().any(|t| t == topic))
+    }
+
+    fn is_balanced(&self) -> bool {
+        let (Some(first), Some(last)) = (self.sorted.first(), self.sorted.last()) else {
+            return true;
+        };
+        if first.0 + 1 >= last.0 {
+            return true;
+        }
+        for (count, c) in &self.sorted {
+            if *count == self.max_size(c) {
+                continue;
+            }
+            let mine = &self.current[c];
+            for t in self.consumer_topics.get(c).into_iter().flatten() {
+                let n = self.topics.get(t.as_str()).copied().unwrap_or(0);
+                for p in 0..n {
+                    let tp = (t.clone(), p);
+                    if mine.contains(&tp) {
+                        continue;
+                    }
+                    if let Some(other) = self.owner.get(&tp) {
+                        if self.current.contains_key(other) && count + 1 < self.size(other) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn score(assignment: &BTreeMap<String, Vec<TopicPartition>>) -> usize {
+        let sizes: Vec<usize> = assignment.values().map(Vec::len).collect();
+        let mut score = 0;
+        for i in 0..sizes.len() {
+            for j in i + 1..sizes.len() {
+                score += sizes[i].abs_diff(sizes[j]);
+            }
+        }
+        score
+    }
+
+    fn give(&mut self, p: TopicPartition, to: &str) {
+        self.sorted.remove(&(self.size(to), to.to_string()));
+        self.current
+            .entry(to.to_string())
+            .or_default()
+            .push(p.clone());
+        self.owner.insert(p, to.to_string());
+        self.sorted.insert((self.size(to), to.to_string()));
+    }
+
+    fn process_move(&mut self, p: &TopicPartition, new: &str) {
+        let Some(old) = self.owner.get(p).cloned() else {
+            return;
+        };
+        self.sorted.remove(&(self.size(&old), old.clone()));
+        self.sorted.remove(&(self.size(new), new.to_string()));
+        self.movements.move_partition(p, &old, new);
+        if let Some(v) = self.current.get_mut(&old) {
+            v.retain(|x| x != p);
+        }
+        self.current
+            .entry(new.to_string())
+            .or_default()
+            .push(p.clone());
+        self.owner.insert(p.clone(), new.to_string());
+        self.sorted.insert((self.size(new), new.to_string()));
+        self.sorted.insert((self.size(&old), old));
+    }
+
+    fn reassign_to(&mut self, p: &TopicPartition, new: &str) {
+        let Some(old) = self.owner.get(p).cloned() else {
+            return;
+        };
+        let actual = self.movements.partition_to_move(p, &old, new);
+        self.process_move(&actual, new);
+    }
+
+    /// To the least loaded member subscribed to the topic.
+    fn reassign(&mut self, p: &TopicPartition) {
+        let new = self
+            .sorted
+            .iter()
+            .find(|(_, m)| self.subscribes(m, &p.0))
+            .map(|(_, m)| m.clone());
+        if let Some(new) = new {
+            self.reassign_to(p, &new);
+        }
+    }
+
+    fn perform_reassignments(
+        &mut self,
+        partitions: &[TopicPartition],
+        prev: &HashMap<TopicPartition, (String, i32)>,
+    ) -> bool {
+        let mut performed = false;
+        loop {
+            let mut modified = false;
+            for p in partitions {
+                if self.is_balanced() {
+                    break;
+                }
+                let Some(consumer) = self.owner.get(p).cloned() else {
+                    continue;
+                };
+                if !self.current.contains_key(&consumer) {
+                    continue;
+                }
+                if let Some((prev_owner, _)) = prev.get(p) {
+                    if self.current.contains_key(prev_owner)
+                        && self.size(&consumer) > self.size(prev_owner) + 1
+                    {
+                        let prev_owner = prev_owner.clone();
+                        self.reassign_to(p, &prev_owner);
+                        performed = true;
+                        modified = true;
+                        continue;
+                    }
+                }
+                let others = self.topic_consumers.get(&p.0).cloned().unwrap_or_default();
+                if others.iter().any(|o| {
+                    self.current.contains_key(o) && self.size(&consumer) > self.size(o) + 1
+                }) {
+                    self.reassign(p);
+                    performed = true;
+                    modified = true;
+                }
+            }
+            if !modified {
+                return performed;
+            }
+        }
+    }
+}
+
 fn general_assign(
     topics: &BTreeMap<&str, i32>,
     subscriptions: &BTreeMap<String, Subscription>,
     owned: BTreeMap<String, Vec<TopicPartition>>,
+    prev: HashMap<TopicPartition, (String, i32)>,
 ) -> BTreeMap<String, Vec<TopicPartition>> {
-    let subscribed = |m: &str, t: &str| {
-        subscriptions
-            .get(m)
-            .is_some_and(|s| s.topics.iter().any(|x| x == t))
-    };
-    let mut assignment: BTreeMap<String, BTreeSet<TopicPartition>> = BTreeMap::new();
-    let mut taken: BTreeSet<TopicPartition> = BTreeSet::new();
-    for (m, parts) in owned {
-        let keep: BTreeSet<TopicPartition> = parts
-            .into_iter()
-            .filter(|tp| subscribed(&m, &tp.0))
-            .collect();
-        taken.extend(keep.iter().cloned());
-        assignment.insert(m, keep);
-    }
-    let candidates = |t: &str| -> Vec<String> {
-        subscriptions
-            .keys()
-            .filter(|m| subscribed(m, t))
-            .cloned()
-            .collect()
-    };
-    let mut todo: Vec<(usize, TopicPartition)> = topics
-        .iter()
-        .flat_map(|(t, c)| (0..*c).map(move |p| (t.to_string(), p)))
-        .filter(|tp| !taken.contains(tp))
-        .map(|tp| (candidates(&tp.0).len(), tp))
-        .filter(|(n, _)| *n > 0)
-        .collect();
-    todo.sort();
-    for (_, tp) in todo {
-        let best = candidates(&tp.0)
-            .into_iter()
-            .min_by_key(|m| (assignment.get(m).map_or(0, |s| s.len()), m.clone()));
-        if let Some(m) = best {
-            assignment.entry(m).or_default().insert(tp);
-        }
-    }
-    // Balance: each move lowers the sum of squared sizes, so this ends.
-    loop {
-        let mut moved = false;
-        let mut by_load: Vec<(usize, String)> = assignment
-            .iter()
-            .map(|(m, s)| (s.len(), m.clone()))
-            .collect();
-        by_load.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        'outer: for (load, from) in &by_load {
-            let parts: Vec<TopicPartition> = assignment
-                .get(from)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default();
-            for tp in parts {
-                let to = assignment
-                    .iter()
-                    .filter(|(m, s)| *m != from && s.len() + 1 < *load && subscribed(m, &tp.0))
-                    .min_by_key(|(m, s)| (s.len(), (*m).clone()))
-                    .map(|(m, _)| m.clone());
-                if let Some(to) = to {
-                    if let Some(s) = assignment.get_mut(from) {
-                        s.remove(&tp);
-                    }
-                    assignment.entry(to).or_default().insert(tp);
-                    moved = true;
-                    break 'outer;
+    let mut topic_consumers: BTreeMap<String, Vec<String>> =
+        topics.keys().map(|t| (t.to_string(), Vec::new())).collect();
+    let mut consumer_topics: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (m, s) in subscriptions {
+        let mut mine = Vec::new();
+        for t in &s.topics {
+            if let Some(cs) = topic_consumers.get_mut(t) {
+                if !cs.contains(m) {
+                    cs.push(m.clone());
+                    mine.push(t.clone());
                 }
             }
         }
-        if !moved {
-            break;
+        consumer_topics.insert(m.clone(), mine);
+    }
+    // Topics by number of potential members, then name.
+    let mut sorted_topics: Vec<&String> = topic_consumers.keys().collect();
+    sorted_topics.sort_by_key(|t| (topic_consumers[*t].len(), (*t).clone()));
+    let mut all_partitions: Vec<TopicPartition> = sorted_topics
+        .iter()
+        .flat_map(|t| (0..topics[t.as_str()]).map(move |p| ((*t).clone(), p)))
+        .collect();
+
+    let mut b = GeneralBuilder {
+        topics,
+        topic_consumers,
+        consumer_topics,
+        current: BTreeMap::new(),
+        owner: HashMap::new(),
+        sorted: BTreeSet::new(),
+        movements: PartitionMovements::default(),
+        total: topics.values().map(|c| *c as usize).sum(),
+    };
+    // Keep the owned partitions the member still subscribes to.
+    let mut revocation_required = false;
+    let mut assigned: BTreeSet<TopicPartition> = BTreeSet::new();
+    for (m, parts) in owned {
+        let mut keep = Vec::new();
+        for p in parts {
+            if !b.topic_consumers.contains_key(&p.0) {
+                continue;
+            }
+            if !b.subscribes(&m, &p.0) {
+                revocation_required = true;
+                continue;
+            }
+            b.owner.insert(p.clone(), m.clone());
+            assigned.insert(p.clone());
+            keep.push(p);
+        }
+        b.current.insert(m, keep);
+    }
+    for m in subscriptions.keys() {
+        b.current.entry(m.clone()).or_default();
+    }
+    let mut unassigned: Vec<TopicPartition> = all_partitions
+        .iter()
+        .filter(|p| !assigned.contains(*p))
+        .cloned()
+        .collect();
+    b.sorted = b
+        .current
+        .iter()
+        .map(|(m, v)| (v.len(), m.clone()))
+        .collect();
+
+    let initializing = b.sorted.last().is_none_or(|(_, m)| b.current[m].is_empty());
+    for p in &unassigned {
+        let to = b
+            .sorted
+            .iter()
+            .find(|(_, m)| b.subscribes(m, &p.0))
+            .map(|(_, m)| m.clone());
+        if let Some(to) = to {
+            b.give(p.clone(), &to);
         }
     }
-    assignment
-        .into_iter()
-        .map(|(m, s)| (m, s.into_iter().collect()))
-        .collect()
+    // Partitions of topics only one member can take never move.
+    let fixed: BTreeSet<String> = b
+        .topic_consumers
+        .iter()
+        .filter(|(_, cs)| cs.len() < 2)
+        .map(|(t, _)| t.clone())
+        .collect();
+    all_partitions.retain(|p| !fixed.contains(&p.0));
+    unassigned.retain(|p| !fixed.contains(&p.0));
+    // Members that cannot take part in moves are set aside.
+    let mut fixed_assignments: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+    let members: Vec<String> = b.consumer_topics.keys().cloned().collect();
+    for m in members {
+        let size = b.size(&m);
+        let can = size < b.max_size(&m)
+            || b.current[&m]
+                .iter()
+                .any(|p| b.topic_consumers.get(&p.0).is_some_and(|cs| cs.len() >= 2));
+        if !can {
+            b.sorted.remove(&(size, m.clone()));
+            if let Some(v) = b.current.remove(&m) {
+                fixed_assignments.insert(m, v);
+            }
+        }
+    }
+    let pre_balance = b.current.clone();
+    let pre_owner = b.owner.clone();
+    if !revocation_required {
+        b.perform_reassignments(&unassigned, &prev);
+    }
+    let performed = b.perform_reassignments(&all_partitions, &prev);
+    if !initializing
+        && performed
+        && GeneralBuilder::score(&b.current) >= GeneralBuilder::score(&pre_balance)
+    {
+        b.current = pre_balance;
+        b.owner = pre_owner;
+    }
+    b.current.extend(fixed_assignments);
+    b.current
 }
 
 /// Java's `StickyAssignor` (`sticky`, EAGER only).

@@ -558,3 +558,46 @@ fn builtins_by_name_and_protocol_choice() {
     assert_eq!(rebalance_protocol(&[range, coop]), RebalanceProtocol::Eager);
     assert_eq!(rebalance_protocol(&[]), RebalanceProtocol::Eager);
 }
+
+#[test]
+fn sticky_javadoc_example_with_unequal_subscriptions() {
+    // C0: t0; C1: t0, t1; C2: t0, t1, t2; with 1, 2 and 3 partitions.
+    let topics = counts(&[("t0", 1), ("t1", 2), ("t2", 3)]);
+    let subs = members(vec![
+        ("C0", sub(&["t0"])),
+        ("C1", sub(&["t0", "t1"])),
+        ("C2", sub(&["t0", "t1", "t2"])),
+    ]);
+    let a = StickyAssignor.assign(&topics, &subs).unwrap();
+    assert_eq!(parts(&a, "C0"), vec![tp("t0", 0)]);
+    assert_eq!(parts(&a, "C1"), vec![tp("t1", 0), tp("t1", 1)]);
+    assert_eq!(parts(&a, "C2"), vec![tp("t2", 0), tp("t2", 1), tp("t2", 2)]);
+    // C0 leaves: only t0-0 moves (round robin would move t1 partitions too).
+    let subs = members(vec![
+        ("C1", sticky_sub(&["t0", "t1"], &parts(&a, "C1"), 1)),
+        ("C2", sticky_sub(&["t0", "t1", "t2"], &parts(&a, "C2"), 1)),
+    ]);
+    let b = StickyAssignor.assign(&topics, &subs).unwrap();
+    assert_eq!(parts(&b, "C1"), vec![tp("t0", 0), tp("t1", 0), tp("t1", 1)]);
+    assert_eq!(parts(&b, "C2"), vec![tp("t2", 0), tp("t2", 1), tp("t2", 2)]);
+}
+
+#[test]
+fn sticky_general_case_moves_partitions_back_to_their_previous_owner() {
+    // Generation 2: a owns x-0..x-3. c comes back claiming x-0 from
+    // generation 1; b is new. Balancing moves x-0 back to c (its previous
+    // owner) rather than to b, and x-1 to b.
+    let topics = counts(&[("x", 4), ("y", 1), ("z", 1)]);
+    let subs = members(vec![
+        (
+            "a",
+            owning(&["x"], &[tp("x", 0), tp("x", 1), tp("x", 2), tp("x", 3)], 2),
+        ),
+        ("b", owning(&["x", "y"], &[], -1)),
+        ("c", owning(&["x", "z"], &[tp("x", 0)], 1)),
+    ]);
+    let r = StickyAssignor.assign(&topics, &subs).unwrap();
+    assert_eq!(parts(&r, "a"), vec![tp("x", 2), tp("x", 3)]);
+    assert_eq!(parts(&r, "b"), vec![tp("x", 1), tp("y", 0)]);
+    assert_eq!(parts(&r, "c"), vec![tp("x", 0), tp("z", 0)]);
+}
