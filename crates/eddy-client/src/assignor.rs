@@ -24,6 +24,11 @@
 //!   (KIP-429): such a partition is only revoked in this rebalance and
 //!   assigned in the next one.
 //!
+//! Where Java visits members in hash-map order (which member keeps its
+//! partitions when several could, in the sticky assignors), Eddy visits
+//! them in member id order; results are equally balanced and sticky but may
+//! differ in such ties.
+//!
 //! Rack-aware assignment (KIP-881) is not implemented: `rack_id` is carried
 //! on the wire but the built-ins ignore it, which Java also does when no
 //! partition replica racks are known.

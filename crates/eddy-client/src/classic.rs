@@ -892,6 +892,18 @@ impl JoinTask {
         let (assignments, snapshot) = if leader && !resp.skip_assignment {
             let (a, s) = self.assign(&protocol_name, &resp).await?;
             (a, Some(s))
+        } else if leader {
+            // KIP-814: a returning static leader keeps the assignment but
+            // still watches the partition counts.
+            let subs = member_subscriptions(&resp)?;
+            let topics = subs
+                .values()
+                .flat_map(|s| s.topics.iter().cloned())
+                .collect();
+            (
+                Vec::new(),
+                Some(partition_counts(&self.ctx.cluster, &topics).await?),
+            )
         } else {
             (Vec::new(), None)
         };
@@ -1007,12 +1019,7 @@ impl JoinTask {
                     )),
                 )
             })?;
-        let mut subs: BTreeMap<String, Subscription> = BTreeMap::new();
-        for m in &resp.members {
-            let mut s = decode_subscription(&m.metadata)?;
-            s.group_instance_id = m.group_instance_id.clone();
-            subs.insert(m.member_id.clone(), s);
-        }
+        let subs = member_subscriptions(resp)?;
         let topics: BTreeSet<String> = subs
             .values()
             .flat_map(|s| s.topics.iter().cloned())
@@ -1039,6 +1046,19 @@ impl JoinTask {
         }
         Ok((out, snapshot))
     }
+}
+
+/// The members' subscriptions from a JoinGroup response (leader only).
+fn member_subscriptions(
+    resp: &JoinGroupResponse,
+) -> Result<BTreeMap<String, Subscription>, AssignorError> {
+    let mut subs = BTreeMap::new();
+    for m in &resp.members {
+        let mut s = decode_subscription(&m.metadata)?;
+        s.group_instance_id = m.group_instance_id.clone();
+        subs.insert(m.member_id.clone(), s);
+    }
+    Ok(subs)
 }
 
 /// Java's validateCooperativeAssignment: no partition may be given to a

@@ -591,3 +591,26 @@ async fn sticky_member_keeps_its_partitions_when_another_leaves() {
     a.stop().await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_leader_gets_its_assignment_back_without_a_rebalance() {
+    let broker = Broker::start_with(FAST);
+    topic(&broker, "sl", 3).await;
+    let mut c = config("g-sl", "range");
+    c.group_instance_id = Some("static-1".into());
+    c.session_timeout = Duration::from_secs(5);
+    let a = Runner::start(&broker, c.clone(), &["sl"]);
+    wait_for("the assignment", 20, || a.owned() == all("sl", 3)).await;
+    let generation = a.generation();
+    // "Restart": drop the member without leaving, start another process
+    // with the same group.instance.id within the session timeout.
+    drop(a.stop().await);
+    let b = Runner::start(&broker, c, &["sl"]);
+    wait_for("the assignment again", 20, || b.owned() == all("sl", 3)).await;
+    // KIP-345/KIP-814: same generation, no rebalance; the returning leader
+    // skipped the assignment and got its partitions from the coordinator.
+    assert_eq!(b.generation(), generation);
+    assert!(b.errors().is_empty(), "{:?}", b.errors());
+    let member = b.stop().await;
+    assert!(member.is_leader());
+}
