@@ -209,6 +209,11 @@ pub enum ClientError {
     /// The producer or consumer was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),
+
+    /// A partition assignor failed, or a group member sent a malformed
+    /// subscription or assignment.
+    #[error(transparent)]
+    Assignor(#[from] crate::assignor::AssignorError),
 }
 
 impl ClientError {

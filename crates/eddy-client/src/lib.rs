@@ -8,10 +8,14 @@
 //!   [`group_admin`]: consumer groups and their committed offsets.
 //! - [`producer`]: batching producer with the Java client's partitioning.
 //! - [`consumer`]: assign-based consumer; [`group`]: a consumer group member.
+//! - [`membership`]: the contract between the consumer and a group member;
+//!   [`classic`]: the classic (JoinGroup/SyncGroup) member, with the
+//!   client-side partition assignors of [`assignor`].
 //! - [`config`]: Kafka-style properties and typed configurations.
 //! - [`error`]: the [`ClientError`] type.
 
 pub mod admin;
+pub mod assignor;
 pub mod classic;
 pub mod cluster;
 pub mod config;

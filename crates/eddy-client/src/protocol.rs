@@ -63,6 +63,10 @@ requests! {
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit, 2, 9;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0, 0;
     ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, 0, 1;
+    JoinGroupRequest => JoinGroupResponse, JoinGroup, 1, 9;
+    SyncGroupRequest => SyncGroupResponse, SyncGroup, 0, 5;
+    HeartbeatRequest => HeartbeatResponse, Heartbeat, 0, 4;
+    LeaveGroupRequest => LeaveGroupResponse, LeaveGroup, 0, 5;
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0, 0;
 }
 
