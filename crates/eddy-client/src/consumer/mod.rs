@@ -610,7 +610,7 @@ impl Consumer {
     async fn poll_until(&mut self, deadline: Instant) -> Result<Vec<ConsumerRecord>, ClientError> {
         loop {
             self.refresh_pattern().await?;
-            self.drive_membership().await?;
+            self.drive_membership(deadline).await?;
             self.maybe_auto_commit().await;
             self.resolve_positions(false).await?;
             if self.fetcher.has_buffered() {
@@ -685,8 +685,10 @@ impl Consumer {
         Ok(())
     }
 
-    /// Runs the member until it has nothing to report, acting on its events.
-    async fn drive_membership(&mut self) -> Result<(), ClientError> {
+    /// Runs the member until it has nothing to report (or `deadline`
+    /// passes: a join keeps going in the background and the next poll picks
+    /// it up), acting on its events.
+    async fn drive_membership(&mut self, deadline: Instant) -> Result<(), ClientError> {
         let codes: Vec<ErrorCode> = std::mem::take(&mut *self.commit_errors.lock());
         loop {
             let Some(m) = &mut self.member else {
@@ -695,7 +697,14 @@ impl Consumer {
             for &c in &codes {
                 member_call!(m, m => m.commit_failed(c));
             }
-            let event = member_call!(m, m => m.poll().await)?;
+            // Only the member's own step is cut at the deadline (it is
+            // cancel-safe); an event, once taken, is always acted on.
+            let step =
+                member_call!(m, m => tokio::time::timeout_at(deadline.into(), m.poll()).await);
+            let Ok(event) = step else {
+                return Ok(());
+            };
+            let event = event?;
             match event {
                 None => return Ok(()),
                 Some(MembershipEvent::Revoked(parts)) => self.on_revoked(&parts, false).await,

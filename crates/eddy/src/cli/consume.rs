@@ -254,6 +254,11 @@ async fn run_group(
     let idle_limit = a.timeout_ms.map(Duration::from_millis);
     let mut consumed = 0u64;
     let mut last_record = Instant::now();
+    // The idle clock starts once the group assigned partitions (a classic
+    // join takes group.initial.rebalance.delay.ms), or after JOIN_GRACE.
+    const JOIN_GRACE: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    let mut assigned_once = false;
     let mut buf = Vec::with_capacity(64 * 1024);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -278,6 +283,12 @@ async fn run_group(
                 r = consumer.poll(wait) => r?,
                 _ = &mut ctrl_c => return Ok(()),
             };
+            if !assigned_once {
+                assigned_once = !consumer.assignment().is_empty();
+                if assigned_once || started.elapsed() < JOIN_GRACE {
+                    last_record = Instant::now();
+                }
+            }
             if records.is_empty() {
                 continue;
             }
