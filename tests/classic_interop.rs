@@ -226,3 +226,47 @@ fn cooperative_sticky_group_with_eddy_leading() {
         m.leave().await.expect("leave");
     });
 }
+
+#[test]
+fn cooperative_sticky_group_with_librdkafka_leading() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    broker.create_topics(&[("interop-coop2", 6)]);
+    runtime().block_on(async move {
+        let everything = all("interop-coop2", 6);
+        let rd = RdMember::start(&broker, "gi-coop2", "interop-coop2", "cooperative-sticky");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rd.assignment() != everything {
+            assert!(
+                Instant::now() < deadline,
+                "librdkafka never got the partitions"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Eddy joins; librdkafka leads, revokes three partitions first and
+        // Eddy gets them in the follow-up rebalance.
+        let mut m = member(&broker, "gi-coop2", "interop-coop2", "cooperative-sticky");
+        let events = drive(&mut m, &rd, Duration::from_secs(40), "the split", |a, b| {
+            split_evenly(a, b, &everything)
+        })
+        .await;
+        assert!(!m.is_leader());
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, MembershipEvent::Revoked(_) | MembershipEvent::Lost(_))));
+        let assigned: Parts = events
+            .iter()
+            .filter_map(|e| match e {
+                MembershipEvent::Assigned(p) => Some(p.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(&assigned, m.owned());
+        m.leave().await.expect("leave");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rd.assignment() != everything {
+            assert!(Instant::now() < deadline, "librdkafka never took over");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
