@@ -61,7 +61,7 @@ use tokio::task::JoinHandle;
 use crate::assignor::{
     builtin_assignor, decode_assignment, decode_subscription, encode_assignment,
     encode_subscription, rebalance_protocol, Assignment, AssignorError, PartitionAssignor,
-    RebalanceProtocol, Subscription, UserDataContext, CONSUMER_PROTOCOL_VERSION,
+    PartitionRacks, RebalanceProtocol, Subscription, UserDataContext, CONSUMER_PROTOCOL_VERSION,
     DEFAULT_GENERATION,
 };
 use crate::cluster::Cluster;
@@ -902,7 +902,9 @@ impl JoinTask {
                 .collect();
             (
                 Vec::new(),
-                Some(partition_counts(&self.ctx.cluster, &topics).await?),
+                Some(counts_of(
+                    &partition_racks(&self.ctx.cluster, &topics).await?,
+                )),
             )
         } else {
             (Vec::new(), None)
@@ -1024,13 +1026,10 @@ impl JoinTask {
             .values()
             .flat_map(|s| s.topics.iter().cloned())
             .collect();
-        let snapshot = partition_counts(&self.ctx.cluster, &topics).await?;
-        let counts: BTreeMap<String, i32> = snapshot
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(t, c)| (t.clone(), *c))
-            .collect();
-        let result = assignor.assign(&counts, &subs)?;
+        let racks = partition_racks(&self.ctx.cluster, &topics).await?;
+        let snapshot = counts_of(&racks);
+        let existing: PartitionRacks = racks.into_iter().filter(|(_, ps)| !ps.is_empty()).collect();
+        let result = assignor.assign_with_racks(&existing, &subs)?;
         if self.protocol == RebalanceProtocol::Cooperative {
             validate_cooperative(assignor.name(), &subs, &result)?;
         }
@@ -1087,24 +1086,53 @@ fn validate_cooperative(
     Ok(())
 }
 
-/// The partition count of each topic (0 for a topic that does not exist),
-/// fresh from the brokers.
-async fn partition_counts(
+/// The replica racks of every partition of each topic (no partitions for a
+/// topic that does not exist), fresh from the brokers.
+async fn partition_racks(
     cluster: &Cluster,
     topics: &BTreeSet<String>,
-) -> Result<BTreeMap<String, i32>, ClientError> {
-    let mut out: BTreeMap<String, i32> = topics.iter().map(|t| (t.clone(), 0)).collect();
+) -> Result<PartitionRacks, ClientError> {
+    let mut out: PartitionRacks = topics.iter().map(|t| (t.clone(), Vec::new())).collect();
     if topics.is_empty() {
         return Ok(out);
     }
     let names: Vec<String> = topics.iter().cloned().collect();
     let r = cluster.refresh(Some(&names), false).await?;
-    for (name, t) in r.topics {
-        if let (Some(slot), Ok(info)) = (out.get_mut(&name), t) {
-            *slot = info.partitions.len() as i32;
+    let rack_of: BTreeMap<i32, &str> = r
+        .brokers
+        .iter()
+        .filter_map(|b| Some((b.node_id, b.rack.as_deref()?)))
+        .collect();
+    for (name, t) in &r.topics {
+        if let (Some(slot), Ok(info)) = (out.get_mut(name), t) {
+            // Indexed by partition (sorted; a gap is filled with no racks).
+            let n = info.partitions.last().map_or(0, |p| p.partition + 1).max(0) as usize;
+            let mut racks = vec![BTreeSet::new(); n];
+            for p in &info.partitions {
+                if let Some(set) = usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| racks.get_mut(i))
+                {
+                    set.extend(
+                        p.replicas
+                            .iter()
+                            .filter_map(|id| rack_of.get(id))
+                            .map(|r| r.to_string()),
+                    );
+                }
+            }
+            *slot = racks;
         }
     }
     Ok(out)
+}
+
+/// The partition count of each topic (0 for a topic that does not exist).
+fn counts_of(racks: &PartitionRacks) -> BTreeMap<String, i32> {
+    racks
+        .iter()
+        .map(|(t, ps)| (t.clone(), i32::try_from(ps.len()).unwrap_or(i32::MAX)))
+        .collect()
 }
 
 /// Heartbeats of one generation, in the background.
@@ -1171,7 +1199,10 @@ impl HeartbeatTask {
             return false;
         };
         let topics: BTreeSet<String> = snap.keys().cloned().collect();
-        match partition_counts(&self.ctx.cluster, &topics).await {
+        match partition_racks(&self.ctx.cluster, &topics)
+            .await
+            .map(|r| counts_of(&r))
+        {
             Ok(now) if now != *snap => {
                 tracing::info!(group = %self.ctx.config.group_id, before = ?snap, now = ?now,
                     "partition counts changed; rejoining");
