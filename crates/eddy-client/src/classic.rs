@@ -196,6 +196,10 @@ struct Generation {
 /// What the background heartbeat task reports to `poll()`.
 #[derive(Debug, Default)]
 struct HeartbeatState {
+    /// Which heartbeat task may report: bumped when a task is stopped, so
+    /// that a report racing with the stop (the task runs on another
+    /// thread) is dropped instead of being taken for the next generation's.
+    epoch: u64,
     /// When `poll()` was last called (the `max.poll.interval.ms` timer).
     last_poll: Option<Instant>,
     /// When the next heartbeat is due.
@@ -674,7 +678,11 @@ impl ClassicMember {
             t.abort();
         }
         let mut hb = self.heartbeat.lock();
+        hb.epoch += 1;
         hb.next_heartbeat = None;
+        hb.rejoin = None;
+        hb.fenced = None;
+        hb.poll_timeout = false;
     }
 
     fn backoff(&mut self) {
@@ -843,9 +851,11 @@ impl ClassicMember {
             hb.next_heartbeat = Some(Instant::now() + self.ctx.config.heartbeat_interval);
             hb.last_poll = Some(Instant::now());
         }
+        let epoch = self.heartbeat.lock().epoch;
         let task = HeartbeatTask {
             ctx: self.ctx.clone(),
             generation: g,
+            epoch,
             state: self.heartbeat.clone(),
             snapshot,
         };
@@ -1139,12 +1149,22 @@ fn counts_of(racks: &PartitionRacks) -> BTreeMap<String, i32> {
 struct HeartbeatTask {
     ctx: Ctx,
     generation: Generation,
+    /// The [`HeartbeatState::epoch`] this task reports under.
+    epoch: u64,
     state: Arc<Mutex<HeartbeatState>>,
     /// The leader's partition counts, to rejoin when they change.
     snapshot: Option<BTreeMap<String, i32>>,
 }
 
 impl HeartbeatTask {
+    /// Updates the shared state unless this task has been stopped.
+    fn report(&self, f: impl FnOnce(&mut HeartbeatState)) {
+        let mut s = self.state.lock();
+        if s.epoch == self.epoch {
+            f(&mut s);
+        }
+    }
+
     async fn run(self) {
         let cfg = &self.ctx.config;
         let mut next_metadata = Instant::now() + self.ctx.cluster.config().metadata_max_age;
@@ -1168,9 +1188,10 @@ impl HeartbeatTask {
                 {
                     tracing::debug!(error = %e, "LeaveGroup on poll timeout failed");
                 }
-                let mut s = self.state.lock();
-                s.poll_timeout = true;
-                s.next_heartbeat = None;
+                self.report(|s| {
+                    s.poll_timeout = true;
+                    s.next_heartbeat = None;
+                });
                 return;
             }
             let mut wake = next_hb.unwrap_or(now + cfg.heartbeat_interval);
@@ -1185,7 +1206,9 @@ impl HeartbeatTask {
             if self.snapshot.is_some() && now >= next_metadata {
                 next_metadata = now + self.ctx.cluster.config().metadata_max_age;
                 if self.metadata_changed().await {
-                    self.state.lock().rejoin = Some("the partitions of a subscribed topic changed");
+                    self.report(|s| {
+                        s.rejoin = Some("the partitions of a subscribed topic changed")
+                    });
                 }
             }
             if next_hb.is_none_or(|t| now >= t) && !self.beat().await {
@@ -1245,7 +1268,7 @@ impl HeartbeatTask {
                 if e.is_retriable() {
                     self.ctx.coordinator_unknown();
                 }
-                self.state.lock().next_heartbeat = Some(Instant::now() + backoff);
+                self.report(|s| s.next_heartbeat = Some(Instant::now() + backoff));
                 return true;
             }
         };
@@ -1253,18 +1276,20 @@ impl HeartbeatTask {
             ErrorCode::None => {}
             ErrorCode::RebalanceInProgress => {
                 // Keep heartbeating until the consumer rejoins.
-                let mut s = self.state.lock();
-                if s.rejoin.is_none() {
-                    tracing::debug!(group = %cfg.group_id, "the group is rebalancing");
-                }
-                s.rejoin = Some("the group is rebalancing");
+                self.report(|s| {
+                    if s.rejoin.is_none() {
+                        tracing::debug!(group = %cfg.group_id, "the group is rebalancing");
+                    }
+                    s.rejoin = Some("the group is rebalancing");
+                });
             }
             ErrorCode::UnknownMemberId
             | ErrorCode::IllegalGeneration
             | ErrorCode::FencedInstanceId => {
-                let mut s = self.state.lock();
-                s.fenced = Some(code);
-                s.next_heartbeat = None;
+                self.report(|s| {
+                    s.fenced = Some(code);
+                    s.next_heartbeat = None;
+                });
                 return false;
             }
             ErrorCode::NotCoordinator
@@ -1278,7 +1303,7 @@ impl HeartbeatTask {
                 next = Instant::now() + backoff;
             }
         }
-        self.state.lock().next_heartbeat = Some(next);
+        self.report(|s| s.next_heartbeat = Some(next));
         true
     }
 }
