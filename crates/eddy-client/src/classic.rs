@@ -1475,4 +1475,27 @@ mod tests {
         assert_eq!(m.commit_identity().unwrap().generation_id, 2);
         m.stop_heartbeat();
     }
+
+    #[test]
+    fn a_stopped_heartbeat_task_cannot_report() {
+        let mut m = ClassicMember::new(cluster(), MemberConfig::new("g")).unwrap();
+        let task = HeartbeatTask {
+            ctx: m.ctx.clone(),
+            generation: Generation {
+                generation_id: 1,
+                member_id: "m".into(),
+                protocol: "range".into(),
+                leader: false,
+            },
+            epoch: m.heartbeat.lock().epoch,
+            state: m.heartbeat.clone(),
+            snapshot: None,
+        };
+        task.report(|s| s.rejoin = Some("first"));
+        assert_eq!(m.heartbeat.lock().rejoin, Some("first"));
+        m.stop_heartbeat();
+        assert_eq!(m.heartbeat.lock().rejoin, None);
+        task.report(|s| s.fenced = Some(ErrorCode::UnknownMemberId));
+        assert_eq!(m.heartbeat.lock().fenced, None, "late report taken");
+    }
 }
