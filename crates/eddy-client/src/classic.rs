@@ -248,6 +248,8 @@ pub struct ClassicMember {
     rejoin_needed: bool,
     /// The subscription the running (or last) join was sent with.
     joined_subscription: BTreeSet<String>,
+    /// Why the member rejoins (JoinGroup v8+ `reason`, logged by brokers).
+    rejoin_reason: Option<String>,
     /// The revocation/loss before the next join has been emitted.
     prepared: bool,
     join_task: Option<JoinHandle<JoinOutcome>>,
@@ -353,6 +355,7 @@ impl ClassicMember {
             events: VecDeque::new(),
             rejoin_needed: true,
             joined_subscription: BTreeSet::new(),
+            rejoin_reason: None,
             prepared: false,
             join_task: None,
             heartbeat_task: None,
@@ -545,6 +548,7 @@ impl ClassicMember {
     fn request_rejoin(&mut self, reason: &str) {
         if !self.rejoin_needed {
             tracing::info!(group = %self.ctx.config.group_id, member_id = %self.member_id, reason, "rejoining the group");
+            self.rejoin_reason = Some(reason.to_string());
         }
         self.rejoin_needed = true;
     }
@@ -733,6 +737,7 @@ impl ClassicMember {
         let task = JoinTask {
             ctx: self.ctx.clone(),
             member_id: self.member_id.clone(),
+            reason: self.rejoin_reason.clone(),
             protocols,
             assignors: self.assignors.clone(),
             protocol: self.protocol,
@@ -753,6 +758,7 @@ impl ClassicMember {
         self.retry_at = None;
         self.prepared = false;
         self.rejoin_needed = false;
+        self.rejoin_reason = None;
         let gen_id = j.generation.generation_id;
         tracing::info!(group = %self.ctx.config.group_id, member_id = %j.generation.member_id,
             generation = gen_id, protocol = %j.generation.protocol, leader = j.generation.leader,
@@ -764,12 +770,12 @@ impl ClassicMember {
             } else {
                 // Java: assigned a topic we do not subscribe to (the
                 // subscription changed during the rebalance): rejoin.
-                self.rejoin_needed = true;
+                self.request_rejoin("assigned a topic the member does not subscribe to");
             }
         }
         if self.joined_subscription != self.subscription {
             // set_subscription() while the join was in flight.
-            self.rejoin_needed = true;
+            self.request_rejoin("the subscription changed during the rebalance");
         }
         self.generation = Some(j.generation);
         self.last_assignment = Some((target.iter().cloned().collect(), gen_id));
@@ -782,7 +788,7 @@ impl ClassicMember {
             self.events.push_back(MembershipEvent::Revoked(revoked));
             if self.protocol == RebalanceProtocol::Cooperative {
                 // KIP-429: rejoin so the revoked partitions can be assigned.
-                self.rejoin_needed = true;
+                self.request_rejoin("need to revoke partitions and re-join");
             }
         }
         self.owned.extend(added.iter().cloned());
@@ -867,6 +873,7 @@ impl ClassicMember {
 struct JoinTask {
     ctx: Ctx,
     member_id: String,
+    reason: Option<String>,
     protocols: Vec<(String, Bytes)>,
     assignors: Vec<Arc<dyn PartitionAssignor>>,
     protocol: RebalanceProtocol,
@@ -975,7 +982,7 @@ impl JoinTask {
                         metadata: metadata.clone(),
                     })
                     .collect(),
-                reason: None,
+                reason: self.reason.clone(),
             };
             if cfg.group_instance_id.is_some() && conn.version::<JoinGroupRequest>()? < 5 {
                 return Err(ClientError::UnsupportedVersion {
