@@ -226,3 +226,100 @@ fn cooperative_sticky_group_with_eddy_leading() {
         m.leave().await.expect("leave");
     });
 }
+
+#[test]
+fn cooperative_sticky_group_with_librdkafka_leading() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    broker.create_topics(&[("interop-coop2", 6)]);
+    runtime().block_on(async move {
+        let everything = all("interop-coop2", 6);
+        let rd = RdMember::start(&broker, "gi-coop2", "interop-coop2", "cooperative-sticky");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rd.assignment() != everything {
+            assert!(
+                Instant::now() < deadline,
+                "librdkafka never got the partitions"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Eddy joins; librdkafka leads, revokes three partitions first and
+        // Eddy gets them in the follow-up rebalance.
+        let mut m = member(&broker, "gi-coop2", "interop-coop2", "cooperative-sticky");
+        let events = drive(&mut m, &rd, Duration::from_secs(40), "the split", |a, b| {
+            split_evenly(a, b, &everything)
+        })
+        .await;
+        assert!(!m.is_leader());
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, MembershipEvent::Revoked(_) | MembershipEvent::Lost(_))));
+        let assigned: Parts = events
+            .iter()
+            .filter_map(|e| match e {
+                MembershipEvent::Assigned(p) => Some(p.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(&assigned, m.owned());
+        m.leave().await.expect("leave");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rd.assignment() != everything {
+            assert!(Instant::now() < deadline, "librdkafka never took over");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+#[test]
+fn classic_member_survives_a_broker_restart() {
+    let mut broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    broker.create_topics(&[("restart-t", 2)]);
+    let everything = all("restart-t", 2);
+    let rt = runtime();
+    let mut m = member(&broker, "gi-restart", "restart-t", "range");
+    let nobody = RdMember {
+        assignment: Arc::new(Mutex::new(Parts::new())),
+        stop: Arc::new(AtomicBool::new(true)),
+        thread: None,
+    };
+    rt.block_on(drive(
+        &mut m,
+        &nobody,
+        Duration::from_secs(30),
+        "the assignment",
+        |a, _| a == &everything,
+    ));
+    // SIGKILL and restart on the same port, while the heartbeat task runs.
+    broker.restart();
+    rt.block_on(async {
+        // The member reconnects, finds the coordinator again and is still
+        // (or again) the owner of everything; poll() never fails.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        let mut events = Vec::new();
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(100), m.poll()).await {
+                Ok(Ok(Some(e))) => events.push(e),
+                Ok(Ok(None)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(Err(e)) => panic!("poll failed after the restart: {e}"),
+                Err(_) => {}
+            }
+        }
+        let settled = drive(
+            &mut m,
+            &nobody,
+            Duration::from_secs(30),
+            "the rejoin",
+            |a, _| a == &everything,
+        )
+        .await;
+        events.extend(settled);
+        assert_eq!(m.owned(), &everything, "{events:?}");
+        assert!(m.commit_identity().is_some());
+        // Whatever was given up came back.
+        if let Some(MembershipEvent::Lost(p) | MembershipEvent::Revoked(p)) = events.first() {
+            assert_eq!(p.iter().cloned().collect::<Parts>(), everything);
+        }
+        m.leave().await.expect("leave");
+    });
+}

@@ -12,7 +12,8 @@
 //! members and Java members can lead each other's groups:
 //!
 //! - [`RangeAssignor`] (`range`): per topic, consecutive ranges to members
-//!   sorted by `group.instance.id` (static members first), then member id.
+//!   sorted by `group.instance.id` (static members first), then member id;
+//!   rack-aware when members set `client.rack`.
 //! - [`RoundRobinAssignor`] (`roundrobin`): all partitions, sorted by topic
 //!   and partition, dealt in turn to the members (same order) subscribed to
 //!   the topic.
@@ -29,9 +30,9 @@
 //! them in member id order; results are equally balanced and sticky but may
 //! differ in such ties.
 //!
-//! Rack-aware assignment (KIP-881) is not implemented: `rack_id` is carried
-//! on the wire but the built-ins ignore it, which Java also does when no
-//! partition replica racks are known.
+//! Rack awareness (KIP-881) is implemented for `range` (through
+//! [`PartitionAssignor::assign_with_racks`]); the sticky assignors and
+//! `roundrobin` ignore racks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -152,7 +153,26 @@ pub trait PartitionAssignor: Send + Sync + fmt::Debug {
         partitions_per_topic: &BTreeMap<String, i32>,
         subscriptions: &BTreeMap<String, Subscription>,
     ) -> Result<BTreeMap<String, Assignment>, AssignorError>;
+
+    /// Like [`assign`](Self::assign), with the racks of each partition's
+    /// replicas (what the leader learns from metadata), for rack-aware
+    /// assignors. The default ignores the racks.
+    fn assign_with_racks(
+        &self,
+        partitions: &PartitionRacks,
+        subscriptions: &BTreeMap<String, Subscription>,
+    ) -> Result<BTreeMap<String, Assignment>, AssignorError> {
+        let counts: BTreeMap<String, i32> = partitions
+            .iter()
+            .map(|(t, ps)| (t.clone(), i32::try_from(ps.len()).unwrap_or(i32::MAX)))
+            .collect();
+        self.assign(&counts, subscriptions)
+    }
 }
+
+/// The racks of the replicas of each partition, by topic and partition
+/// index (empty sets when brokers have no `broker.rack`).
+pub type PartitionRacks = BTreeMap<String, Vec<BTreeSet<String>>>;
 
 /// The built-in assignor called `name`.
 pub fn builtin_assignor(name: &str) -> Result<Arc<dyn PartitionAssignor>, AssignorError> {
@@ -347,9 +367,206 @@ fn finish(map: BTreeMap<String, Vec<TopicPartition>>) -> BTreeMap<String, Assign
 // range
 // ---------------------------------------------------------------------------
 
-/// Java's `RangeAssignor` (`range`), without rack awareness.
+/// Java's `RangeAssignor` (`range`), with its rack awareness (KIP-881):
+/// when members have a `client.rack` and the partitions are not all on all
+/// racks, partitions go to members on a rack with a replica first (keeping
+/// co-partitioned topics together), then ranges as usual.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RangeAssignor;
+
+/// Members with their racks.
+type RackedMembers = Vec<(String, Option<String>)>;
+
+/// Java's RangeAssignor.TopicAssignmentState.
+struct RangeTopic {
+    topic: String,
+    /// Subscribed members in [`member_order`], with their racks.
+    consumers: RackedMembers,
+    unassigned: Vec<i32>,
+    assigned: HashMap<String, i64>,
+    per_consumer: i64,
+    with_extra: i64,
+    /// Replica racks by partition; empty when no member has a rack.
+    partition_racks: Vec<BTreeSet<String>>,
+    needs_rack_aware: bool,
+}
+
+impl RangeTopic {
+    fn racks_match(&self, consumer: &str, p: i32) -> bool {
+        let rack = self
+            .consumers
+            .iter()
+            .find(|(c, _)| c == consumer)
+            .and_then(|(_, r)| r.as_ref());
+        match rack {
+            None => true,
+            Some(r) => usize::try_from(p)
+                .ok()
+                .and_then(|i| self.partition_racks.get(i))
+                .is_some_and(|racks| racks.contains(r)),
+        }
+    }
+
+    fn max_assignable(&self, consumer: &str) -> usize {
+        let n = self.per_consumer + i64::from(self.with_extra > 0)
+            - self.assigned.get(consumer).copied().unwrap_or(0);
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    fn on_assigned(&mut self, consumer: &str, parts: &[i32]) {
+        let n = self.assigned.entry(consumer.to_string()).or_insert(0);
+        *n += parts.len() as i64;
+        if *n > self.per_consumer {
+            self.with_extra -= 1;
+        }
+        self.unassigned.retain(|p| !parts.contains(p));
+    }
+
+    fn assign(
+        &mut self,
+        consumer: &str,
+        parts: Vec<i32>,
+        out: &mut BTreeMap<String, Vec<TopicPartition>>,
+    ) {
+        self.on_assigned(consumer, &parts);
+        if let Some(v) = out.get_mut(consumer) {
+            v.extend(parts.into_iter().map(|p| (self.topic.clone(), p)));
+        }
+    }
+
+    fn assign_ranges(
+        &mut self,
+        rack_matching: bool,
+        out: &mut BTreeMap<String, Vec<TopicPartition>>,
+    ) {
+        let consumers: Vec<String> = self.consumers.iter().map(|(c, _)| c.clone()).collect();
+        for c in consumers {
+            if self.unassigned.is_empty() {
+                break;
+            }
+            let parts: Vec<i32> = self
+                .unassigned
+                .iter()
+                .copied()
+                .filter(|p| !rack_matching || self.racks_match(&c, *p))
+                .take(self.max_assignable(&c))
+                .collect();
+            if !parts.is_empty() {
+                self.assign(&c, parts, out);
+            }
+        }
+    }
+}
+
+/// Java's `useRackAwareAssignment`: members have racks that some partition
+/// replicas are on, and not every partition is on every rack.
+fn use_rack_aware(
+    consumer_racks: &BTreeSet<&str>,
+    all_partition_racks: &BTreeSet<String>,
+    partition_racks: &[BTreeSet<String>],
+) -> bool {
+    if consumer_racks.is_empty()
+        || !consumer_racks
+            .iter()
+            .any(|r| all_partition_racks.contains(*r))
+    {
+        return false;
+    }
+    !partition_racks.iter().all(|r| r == all_partition_racks)
+}
+
+fn range_assign(
+    partitions: &PartitionRacks,
+    subscriptions: &BTreeMap<String, Subscription>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut out = empty_assignment(subscriptions);
+    let rack_of = |m: &str| -> Option<String> {
+        subscriptions
+            .get(m)
+            .and_then(|s| s.rack_id.clone())
+            .filter(|r| !r.is_empty())
+    };
+    let mut states: Vec<RangeTopic> = Vec::new();
+    for (topic, racks) in partitions {
+        if racks.is_empty() {
+            continue;
+        }
+        let mut members: Vec<&str> = subscriptions
+            .iter()
+            .filter(|(_, s)| s.topics.iter().any(|t| t == topic))
+            .map(|(m, _)| m.as_str())
+            .collect();
+        member_order(subscriptions, &mut members);
+        let consumers: Vec<(String, Option<String>)> = members
+            .iter()
+            .map(|m| (m.to_string(), rack_of(m)))
+            .collect();
+        let n = consumers.len() as i64;
+        let count = racks.len() as i64;
+        let consumer_racks: BTreeSet<&str> =
+            consumers.iter().filter_map(|(_, r)| r.as_deref()).collect();
+        let (partition_racks, needs_rack_aware) = if consumer_racks.is_empty() {
+            (Vec::new(), false)
+        } else {
+            let all: BTreeSet<String> = racks.iter().flatten().cloned().collect();
+            let needs = use_rack_aware(&consumer_racks, &all, racks);
+            (racks.clone(), needs)
+        };
+        states.push(RangeTopic {
+            topic: topic.clone(),
+            assigned: consumers.iter().map(|(c, _)| (c.clone(), 0)).collect(),
+            consumers,
+            unassigned: (0..count as i32).collect(),
+            per_consumer: if n == 0 { 0 } else { count / n },
+            with_extra: if n == 0 { 0 } else { count % n },
+            partition_racks,
+            needs_rack_aware,
+        });
+    }
+    if states.iter().any(|s| s.needs_rack_aware) {
+        // Topics with the same members and partition count are
+        // co-partitioned: their partition p goes to the same member.
+        let mut groups: BTreeMap<(RackedMembers, usize), Vec<usize>> = BTreeMap::new();
+        for (i, s) in states.iter().enumerate() {
+            groups
+                .entry((s.consumers.clone(), s.partition_racks.len()))
+                .or_default()
+                .push(i);
+        }
+        for ((consumers, num_partitions), idx) in groups {
+            if idx.len() > 1 {
+                let mut remaining: Vec<String> = consumers.into_iter().map(|(c, _)| c).collect();
+                for p in 0..num_partitions as i32 {
+                    let found = remaining.iter().position(|c| {
+                        idx.iter().all(|&i| {
+                            states[i].racks_match(c, p) && states[i].max_assignable(c) > 0
+                        })
+                    });
+                    if let Some(pos) = found {
+                        let c = remaining[pos].clone();
+                        for &i in &idx {
+                            states[i].assign(&c, vec![p], &mut out);
+                        }
+                        if idx.iter().all(|&i| states[i].max_assignable(&c) == 0) {
+                            remaining.remove(pos);
+                            if remaining.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            } else if let Some(&i) = idx.first() {
+                if states[i].needs_rack_aware {
+                    states[i].assign_ranges(true, &mut out);
+                }
+            }
+        }
+    }
+    for s in states.iter_mut() {
+        s.assign_ranges(false, &mut out);
+    }
+    out
+}
 
 impl PartitionAssignor for RangeAssignor {
     fn name(&self) -> &str {
@@ -361,33 +578,19 @@ impl PartitionAssignor for RangeAssignor {
         partitions_per_topic: &BTreeMap<String, i32>,
         subscriptions: &BTreeMap<String, Subscription>,
     ) -> Result<BTreeMap<String, Assignment>, AssignorError> {
-        let mut out = empty_assignment(subscriptions);
-        for (topic, &count) in partitions_per_topic {
-            if count <= 0 {
-                continue;
-            }
-            let mut members: Vec<&str> = subscriptions
-                .iter()
-                .filter(|(_, s)| s.topics.iter().any(|t| t == topic))
-                .map(|(m, _)| m.as_str())
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            member_order(subscriptions, &mut members);
-            let n = members.len() as i32;
-            let per = count / n;
-            let extra = count % n;
-            for (i, m) in members.iter().enumerate() {
-                let i = i as i32;
-                let start = per * i + i.min(extra);
-                let len = per + i32::from(i < extra);
-                if let Some(v) = out.get_mut(*m) {
-                    v.extend((start..start + len).map(|p| (topic.clone(), p)));
-                }
-            }
-        }
-        Ok(finish(out))
+        let racks: PartitionRacks = partitions_per_topic
+            .iter()
+            .map(|(t, c)| (t.clone(), vec![BTreeSet::new(); (*c).max(0) as usize]))
+            .collect();
+        self.assign_with_racks(&racks, subscriptions)
+    }
+
+    fn assign_with_racks(
+        &self,
+        partitions: &PartitionRacks,
+        subscriptions: &BTreeMap<String, Subscription>,
+    ) -> Result<BTreeMap<String, Assignment>, AssignorError> {
+        Ok(finish(range_assign(partitions, subscriptions)))
     }
 }
 

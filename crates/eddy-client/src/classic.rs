@@ -61,7 +61,7 @@ use tokio::task::JoinHandle;
 use crate::assignor::{
     builtin_assignor, decode_assignment, decode_subscription, encode_assignment,
     encode_subscription, rebalance_protocol, Assignment, AssignorError, PartitionAssignor,
-    RebalanceProtocol, Subscription, UserDataContext, CONSUMER_PROTOCOL_VERSION,
+    PartitionRacks, RebalanceProtocol, Subscription, UserDataContext, CONSUMER_PROTOCOL_VERSION,
     DEFAULT_GENERATION,
 };
 use crate::cluster::Cluster;
@@ -196,6 +196,10 @@ struct Generation {
 /// What the background heartbeat task reports to `poll()`.
 #[derive(Debug, Default)]
 struct HeartbeatState {
+    /// Which heartbeat task may report: bumped when a task is stopped, so
+    /// that a report racing with the stop (the task runs on another
+    /// thread) is dropped instead of being taken for the next generation's.
+    epoch: u64,
     /// When `poll()` was last called (the `max.poll.interval.ms` timer).
     last_poll: Option<Instant>,
     /// When the next heartbeat is due.
@@ -244,6 +248,8 @@ pub struct ClassicMember {
     rejoin_needed: bool,
     /// The subscription the running (or last) join was sent with.
     joined_subscription: BTreeSet<String>,
+    /// Why the member rejoins (JoinGroup v8+ `reason`, logged by brokers).
+    rejoin_reason: Option<String>,
     /// The revocation/loss before the next join has been emitted.
     prepared: bool,
     join_task: Option<JoinHandle<JoinOutcome>>,
@@ -349,6 +355,7 @@ impl ClassicMember {
             events: VecDeque::new(),
             rejoin_needed: true,
             joined_subscription: BTreeSet::new(),
+            rejoin_reason: None,
             prepared: false,
             join_task: None,
             heartbeat_task: None,
@@ -541,6 +548,7 @@ impl ClassicMember {
     fn request_rejoin(&mut self, reason: &str) {
         if !self.rejoin_needed {
             tracing::info!(group = %self.ctx.config.group_id, member_id = %self.member_id, reason, "rejoining the group");
+            self.rejoin_reason = Some(reason.to_string());
         }
         self.rejoin_needed = true;
     }
@@ -674,7 +682,11 @@ impl ClassicMember {
             t.abort();
         }
         let mut hb = self.heartbeat.lock();
+        hb.epoch += 1;
         hb.next_heartbeat = None;
+        hb.rejoin = None;
+        hb.fenced = None;
+        hb.poll_timeout = false;
     }
 
     fn backoff(&mut self) {
@@ -725,6 +737,7 @@ impl ClassicMember {
         let task = JoinTask {
             ctx: self.ctx.clone(),
             member_id: self.member_id.clone(),
+            reason: self.rejoin_reason.clone(),
             protocols,
             assignors: self.assignors.clone(),
             protocol: self.protocol,
@@ -745,6 +758,7 @@ impl ClassicMember {
         self.retry_at = None;
         self.prepared = false;
         self.rejoin_needed = false;
+        self.rejoin_reason = None;
         let gen_id = j.generation.generation_id;
         tracing::info!(group = %self.ctx.config.group_id, member_id = %j.generation.member_id,
             generation = gen_id, protocol = %j.generation.protocol, leader = j.generation.leader,
@@ -756,12 +770,12 @@ impl ClassicMember {
             } else {
                 // Java: assigned a topic we do not subscribe to (the
                 // subscription changed during the rebalance): rejoin.
-                self.rejoin_needed = true;
+                self.request_rejoin("assigned a topic the member does not subscribe to");
             }
         }
         if self.joined_subscription != self.subscription {
             // set_subscription() while the join was in flight.
-            self.rejoin_needed = true;
+            self.request_rejoin("the subscription changed during the rebalance");
         }
         self.generation = Some(j.generation);
         self.last_assignment = Some((target.iter().cloned().collect(), gen_id));
@@ -774,7 +788,7 @@ impl ClassicMember {
             self.events.push_back(MembershipEvent::Revoked(revoked));
             if self.protocol == RebalanceProtocol::Cooperative {
                 // KIP-429: rejoin so the revoked partitions can be assigned.
-                self.rejoin_needed = true;
+                self.request_rejoin("need to revoke partitions and re-join");
             }
         }
         self.owned.extend(added.iter().cloned());
@@ -843,9 +857,11 @@ impl ClassicMember {
             hb.next_heartbeat = Some(Instant::now() + self.ctx.config.heartbeat_interval);
             hb.last_poll = Some(Instant::now());
         }
+        let epoch = self.heartbeat.lock().epoch;
         let task = HeartbeatTask {
             ctx: self.ctx.clone(),
             generation: g,
+            epoch,
             state: self.heartbeat.clone(),
             snapshot,
         };
@@ -857,6 +873,7 @@ impl ClassicMember {
 struct JoinTask {
     ctx: Ctx,
     member_id: String,
+    reason: Option<String>,
     protocols: Vec<(String, Bytes)>,
     assignors: Vec<Arc<dyn PartitionAssignor>>,
     protocol: RebalanceProtocol,
@@ -902,7 +919,9 @@ impl JoinTask {
                 .collect();
             (
                 Vec::new(),
-                Some(partition_counts(&self.ctx.cluster, &topics).await?),
+                Some(counts_of(
+                    &partition_racks(&self.ctx.cluster, &topics).await?,
+                )),
             )
         } else {
             (Vec::new(), None)
@@ -963,7 +982,7 @@ impl JoinTask {
                         metadata: metadata.clone(),
                     })
                     .collect(),
-                reason: None,
+                reason: self.reason.clone(),
             };
             if cfg.group_instance_id.is_some() && conn.version::<JoinGroupRequest>()? < 5 {
                 return Err(ClientError::UnsupportedVersion {
@@ -1024,13 +1043,10 @@ impl JoinTask {
             .values()
             .flat_map(|s| s.topics.iter().cloned())
             .collect();
-        let snapshot = partition_counts(&self.ctx.cluster, &topics).await?;
-        let counts: BTreeMap<String, i32> = snapshot
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(t, c)| (t.clone(), *c))
-            .collect();
-        let result = assignor.assign(&counts, &subs)?;
+        let racks = partition_racks(&self.ctx.cluster, &topics).await?;
+        let snapshot = counts_of(&racks);
+        let existing: PartitionRacks = racks.into_iter().filter(|(_, ps)| !ps.is_empty()).collect();
+        let result = assignor.assign_with_racks(&existing, &subs)?;
         if self.protocol == RebalanceProtocol::Cooperative {
             validate_cooperative(assignor.name(), &subs, &result)?;
         }
@@ -1087,36 +1103,75 @@ fn validate_cooperative(
     Ok(())
 }
 
-/// The partition count of each topic (0 for a topic that does not exist),
-/// fresh from the brokers.
-async fn partition_counts(
+/// The replica racks of every partition of each topic (no partitions for a
+/// topic that does not exist), fresh from the brokers.
+async fn partition_racks(
     cluster: &Cluster,
     topics: &BTreeSet<String>,
-) -> Result<BTreeMap<String, i32>, ClientError> {
-    let mut out: BTreeMap<String, i32> = topics.iter().map(|t| (t.clone(), 0)).collect();
+) -> Result<PartitionRacks, ClientError> {
+    let mut out: PartitionRacks = topics.iter().map(|t| (t.clone(), Vec::new())).collect();
     if topics.is_empty() {
         return Ok(out);
     }
     let names: Vec<String> = topics.iter().cloned().collect();
     let r = cluster.refresh(Some(&names), false).await?;
-    for (name, t) in r.topics {
-        if let (Some(slot), Ok(info)) = (out.get_mut(&name), t) {
-            *slot = info.partitions.len() as i32;
+    let rack_of: BTreeMap<i32, &str> = r
+        .brokers
+        .iter()
+        .filter_map(|b| Some((b.node_id, b.rack.as_deref()?)))
+        .collect();
+    for (name, t) in &r.topics {
+        if let (Some(slot), Ok(info)) = (out.get_mut(name), t) {
+            // Indexed by partition (sorted; a gap is filled with no racks).
+            let n = info.partitions.last().map_or(0, |p| p.partition + 1).max(0) as usize;
+            let mut racks = vec![BTreeSet::new(); n];
+            for p in &info.partitions {
+                if let Some(set) = usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| racks.get_mut(i))
+                {
+                    set.extend(
+                        p.replicas
+                            .iter()
+                            .filter_map(|id| rack_of.get(id))
+                            .map(|r| r.to_string()),
+                    );
+                }
+            }
+            *slot = racks;
         }
     }
     Ok(out)
+}
+
+/// The partition count of each topic (0 for a topic that does not exist).
+fn counts_of(racks: &PartitionRacks) -> BTreeMap<String, i32> {
+    racks
+        .iter()
+        .map(|(t, ps)| (t.clone(), i32::try_from(ps.len()).unwrap_or(i32::MAX)))
+        .collect()
 }
 
 /// Heartbeats of one generation, in the background.
 struct HeartbeatTask {
     ctx: Ctx,
     generation: Generation,
+    /// The [`HeartbeatState::epoch`] this task reports under.
+    epoch: u64,
     state: Arc<Mutex<HeartbeatState>>,
     /// The leader's partition counts, to rejoin when they change.
     snapshot: Option<BTreeMap<String, i32>>,
 }
 
 impl HeartbeatTask {
+    /// Updates the shared state unless this task has been stopped.
+    fn report(&self, f: impl FnOnce(&mut HeartbeatState)) {
+        let mut s = self.state.lock();
+        if s.epoch == self.epoch {
+            f(&mut s);
+        }
+    }
+
     async fn run(self) {
         let cfg = &self.ctx.config;
         let mut next_metadata = Instant::now() + self.ctx.cluster.config().metadata_max_age;
@@ -1140,9 +1195,10 @@ impl HeartbeatTask {
                 {
                     tracing::debug!(error = %e, "LeaveGroup on poll timeout failed");
                 }
-                let mut s = self.state.lock();
-                s.poll_timeout = true;
-                s.next_heartbeat = None;
+                self.report(|s| {
+                    s.poll_timeout = true;
+                    s.next_heartbeat = None;
+                });
                 return;
             }
             let mut wake = next_hb.unwrap_or(now + cfg.heartbeat_interval);
@@ -1157,7 +1213,9 @@ impl HeartbeatTask {
             if self.snapshot.is_some() && now >= next_metadata {
                 next_metadata = now + self.ctx.cluster.config().metadata_max_age;
                 if self.metadata_changed().await {
-                    self.state.lock().rejoin = Some("the partitions of a subscribed topic changed");
+                    self.report(|s| {
+                        s.rejoin = Some("the partitions of a subscribed topic changed")
+                    });
                 }
             }
             if next_hb.is_none_or(|t| now >= t) && !self.beat().await {
@@ -1171,7 +1229,10 @@ impl HeartbeatTask {
             return false;
         };
         let topics: BTreeSet<String> = snap.keys().cloned().collect();
-        match partition_counts(&self.ctx.cluster, &topics).await {
+        match partition_racks(&self.ctx.cluster, &topics)
+            .await
+            .map(|r| counts_of(&r))
+        {
             Ok(now) if now != *snap => {
                 tracing::info!(group = %self.ctx.config.group_id, before = ?snap, now = ?now,
                     "partition counts changed; rejoining");
@@ -1214,7 +1275,7 @@ impl HeartbeatTask {
                 if e.is_retriable() {
                     self.ctx.coordinator_unknown();
                 }
-                self.state.lock().next_heartbeat = Some(Instant::now() + backoff);
+                self.report(|s| s.next_heartbeat = Some(Instant::now() + backoff));
                 return true;
             }
         };
@@ -1222,18 +1283,20 @@ impl HeartbeatTask {
             ErrorCode::None => {}
             ErrorCode::RebalanceInProgress => {
                 // Keep heartbeating until the consumer rejoins.
-                let mut s = self.state.lock();
-                if s.rejoin.is_none() {
-                    tracing::debug!(group = %cfg.group_id, "the group is rebalancing");
-                }
-                s.rejoin = Some("the group is rebalancing");
+                self.report(|s| {
+                    if s.rejoin.is_none() {
+                        tracing::debug!(group = %cfg.group_id, "the group is rebalancing");
+                    }
+                    s.rejoin = Some("the group is rebalancing");
+                });
             }
             ErrorCode::UnknownMemberId
             | ErrorCode::IllegalGeneration
             | ErrorCode::FencedInstanceId => {
-                let mut s = self.state.lock();
-                s.fenced = Some(code);
-                s.next_heartbeat = None;
+                self.report(|s| {
+                    s.fenced = Some(code);
+                    s.next_heartbeat = None;
+                });
                 return false;
             }
             ErrorCode::NotCoordinator
@@ -1247,7 +1310,7 @@ impl HeartbeatTask {
                 next = Instant::now() + backoff;
             }
         }
-        self.state.lock().next_heartbeat = Some(next);
+        self.report(|s| s.next_heartbeat = Some(next));
         true
     }
 }
@@ -1418,5 +1481,28 @@ mod tests {
         assert_eq!(m.owned, [("t".to_string(), 1), ("t".to_string(), 2)].into());
         assert_eq!(m.commit_identity().unwrap().generation_id, 2);
         m.stop_heartbeat();
+    }
+
+    #[test]
+    fn a_stopped_heartbeat_task_cannot_report() {
+        let mut m = ClassicMember::new(cluster(), MemberConfig::new("g")).unwrap();
+        let task = HeartbeatTask {
+            ctx: m.ctx.clone(),
+            generation: Generation {
+                generation_id: 1,
+                member_id: "m".into(),
+                protocol: "range".into(),
+                leader: false,
+            },
+            epoch: m.heartbeat.lock().epoch,
+            state: m.heartbeat.clone(),
+            snapshot: None,
+        };
+        task.report(|s| s.rejoin = Some("first"));
+        assert_eq!(m.heartbeat.lock().rejoin, Some("first"));
+        m.stop_heartbeat();
+        assert_eq!(m.heartbeat.lock().rejoin, None);
+        task.report(|s| s.fenced = Some(ErrorCode::UnknownMemberId));
+        assert_eq!(m.heartbeat.lock().fenced, None, "late report taken");
     }
 }

@@ -53,6 +53,8 @@ enum Cmd {
     Pause(Duration),
     /// leave() and stop.
     Leave,
+    /// set_subscription().
+    Subscribe(Vec<&'static str>),
     /// Stop and hand the member back.
     Stop,
 }
@@ -130,6 +132,9 @@ impl Runner {
                 match cmd {
                     None => {}
                     Some(Cmd::Pause(d)) => tokio::time::sleep(d).await,
+                    Some(Cmd::Subscribe(t)) => {
+                        member.set_subscription(t.iter().map(|t| t.to_string()).collect())
+                    }
                     Some(Cmd::Leave) => {
                         if let Err(e) = member.leave().await {
                             s.lock().errors.push(e.to_string());
@@ -613,4 +618,78 @@ async fn a_restarted_static_leader_gets_its_assignment_back_without_a_rebalance(
     assert!(b.errors().is_empty(), "{:?}", b.errors());
     let member = b.stop().await;
     assert!(member.is_leader());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_subscription_change_revokes_only_the_dropped_topic() {
+    let broker = Broker::start_with(FAST);
+    topic(&broker, "sa", 2).await;
+    topic(&broker, "sb", 2).await;
+    let m = Runner::start(
+        &broker,
+        config("g-sub", "cooperative-sticky"),
+        &["sa", "sb"],
+    );
+    wait_for("the assignment", 20, || m.owned().len() == 4).await;
+    let n = m.events().len();
+    m.cmd.send(Cmd::Subscribe(vec!["sa"])).unwrap();
+    wait_for("sb to go", 20, || m.owned() == all("sa", 2)).await;
+    wait_for("the rebalance to finish", 20, || m.events().len() > n + 1).await;
+    let ev = m.events();
+    // sb's partitions are revoked before rejoining; sa's stay owned.
+    assert_eq!(
+        ev[n],
+        MembershipEvent::Revoked(all("sb", 2).into_iter().collect()),
+        "{ev:?}"
+    );
+    assert_eq!(ev[n + 1], MembershipEvent::Assigned(vec![]), "{ev:?}");
+    for owned in &m.seen.lock().owned_history {
+        assert!(all("sa", 2).is_subset(owned));
+    }
+    // Unsubscribing from everything: revoked, and the member leaves.
+    m.cmd.send(Cmd::Subscribe(vec![])).unwrap();
+    wait_for("the revocation", 20, || m.owned().is_empty()).await;
+    assert_eq!(
+        m.events().last(),
+        Some(&MembershipEvent::Revoked(
+            all("sa", 2).into_iter().collect()
+        ))
+    );
+    let admin = broker.admin();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !admin
+        .describe_group("g-sub")
+        .await
+        .unwrap()
+        .members
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the member did not leave");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_agree_on_a_common_assignor() {
+    let broker = Broker::start_with(FAST);
+    topic(&broker, "mx", 4).await;
+    // a prefers range but also offers roundrobin; b only roundrobin: the
+    // group uses roundrobin (alternate partitions), not range (0-1 / 2-3).
+    let mut ca = config("g-mx", "range");
+    ca.assignment_strategies = vec!["range".into(), "roundrobin".into()];
+    let a = Runner::start(&broker, ca, &["mx"]);
+    let b = Runner::start(&broker, config("g-mx", "roundrobin"), &["mx"]);
+    wait_for("the split", 30, || split(&a, &b, &all("mx", 4))).await;
+    let evens = set(&[("mx", 0), ("mx", 2)]);
+    assert!(
+        a.owned() == evens || b.owned() == evens,
+        "{:?} {:?}",
+        a.owned(),
+        b.owned()
+    );
+    let d = broker.admin().describe_group("g-mx").await.unwrap();
+    assert_eq!(d.assignor, "roundrobin");
+    a.stop().await;
+    b.stop().await;
 }

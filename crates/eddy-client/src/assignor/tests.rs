@@ -601,3 +601,250 @@ fn sticky_general_case_moves_partitions_back_to_their_previous_owner() {
     assert_eq!(parts(&r, "b"), vec![tp("x", 1), tp("y", 0)]);
     assert_eq!(parts(&r, "c"), vec![tp("x", 0), tp("z", 0)]);
 }
+
+// ---------------------------------------------------------------- rack-aware range
+
+/// Java's test fixture: broker `i` is on `broker_racks[i]`; partition `i` of
+/// the `k`-th topic has replicas on brokers `i + j + offset(k)` (mod brokers).
+fn java_partition_racks(
+    topics: &[(&str, i32)],
+    rf: usize,
+    broker_racks: &[&str],
+) -> PartitionRacks {
+    let mut next = 0usize;
+    let mut out = PartitionRacks::new();
+    for (t, n) in topics {
+        let parts = (0..*n as usize)
+            .map(|i| {
+                (0..rf)
+                    .map(|j| broker_racks[(i + j + next) % broker_racks.len()].to_string())
+                    .collect()
+            })
+            .collect();
+        next += *n as usize;
+        out.insert(t.to_string(), parts);
+    }
+    out
+}
+
+/// Runs `range` like Java's verifyRackAssignment and compares the sorted
+/// "t-p, t-p" strings of consumer0, consumer1, ...
+fn verify_range_racks(
+    topics: &[(&str, i32)],
+    rf: usize,
+    broker_racks: &[&str],
+    consumer_racks: &[&str],
+    consumer_topics: &[Vec<&str>],
+    expected: &[&str],
+) {
+    let racks = java_partition_racks(topics, rf, broker_racks);
+    let subs: BTreeMap<String, Subscription> = consumer_topics
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| {
+            let mut s = sub(ts);
+            s.rack_id = Some(consumer_racks[i].to_string());
+            (format!("consumer{i}"), s)
+        })
+        .collect();
+    let r = RangeAssignor.assign_with_racks(&racks, &subs).unwrap();
+    for (i, want) in expected.iter().enumerate() {
+        let mut got: Vec<String> = parts(&r, &format!("consumer{i}"))
+            .iter()
+            .map(|(t, p)| format!("{t}-{p}"))
+            .collect();
+        got.sort();
+        assert_eq!(
+            &got.join(", "),
+            want,
+            "consumer{i} (rf {rf}, brokers {broker_racks:?})"
+        );
+    }
+}
+
+const ABC: &[&str] = &["a", "b", "c"];
+const AB: &[&str] = &["a", "b"];
+
+#[test]
+fn range_rack_aware_uniform_subscription_like_java() {
+    let topics = [("t1", 6), ("t2", 7), ("t3", 2)];
+    let all = vec!["t1", "t2", "t3"];
+    let ct = vec![all.clone(), all.clone(), all];
+    verify_range_racks(
+        &topics,
+        1,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-3, t2-0, t2-3, t2-6",
+            "t1-1, t1-4, t2-1, t2-4, t3-0",
+            "t1-2, t1-5, t2-2, t2-5, t3-1",
+        ],
+    );
+    verify_range_racks(
+        &topics,
+        2,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-2, t2-0, t2-2, t2-3, t3-1",
+            "t1-1, t1-3, t2-1, t2-4, t3-0",
+            "t1-4, t1-5, t2-5, t2-6",
+        ],
+    );
+    // One consumer on a rack with no partitions.
+    verify_range_racks(
+        &topics,
+        3,
+        AB,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-1, t2-0, t2-1, t2-2, t3-0",
+            "t1-2, t1-3, t2-3, t2-4, t3-1",
+            "t1-4, t1-5, t2-5, t2-6",
+        ],
+    );
+}
+
+#[test]
+fn range_rack_aware_non_equal_subscription_like_java() {
+    let topics = [("t1", 6), ("t2", 7), ("t3", 2)];
+    let all = vec!["t1", "t2", "t3"];
+    let ct = vec![all.clone(), all, vec!["t1", "t3"]];
+    verify_range_racks(
+        &topics,
+        1,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-3, t2-0, t2-2, t2-3, t2-6",
+            "t1-1, t1-4, t2-1, t2-4, t2-5, t3-0",
+            "t1-2, t1-5, t3-1",
+        ],
+    );
+    verify_range_racks(
+        &topics,
+        2,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-2, t2-0, t2-2, t2-3, t2-5, t3-1",
+            "t1-1, t1-3, t2-1, t2-4, t2-6, t3-0",
+            "t1-4, t1-5",
+        ],
+    );
+    verify_range_racks(
+        &topics,
+        3,
+        AB,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-1, t2-0, t2-1, t2-2, t2-3, t3-0",
+            "t1-2, t1-3, t2-4, t2-5, t2-6, t3-1",
+            "t1-4, t1-5",
+        ],
+    );
+}
+
+#[test]
+fn range_rack_aware_uniform_partitions_like_java() {
+    let topics = [("t1", 5), ("t2", 5), ("t3", 5)];
+    let all = vec!["t1", "t2", "t3"];
+    let ct = vec![all.clone(), all.clone(), all.clone()];
+    let plain = [
+        "t1-0, t1-1, t2-0, t2-1, t3-0, t3-1",
+        "t1-2, t1-3, t2-2, t2-3, t3-2, t3-3",
+        "t1-4, t2-4, t3-4",
+    ];
+    // Co-partitioning wins over rack alignment.
+    verify_range_racks(&topics, 1, ABC, ABC, &ct, &plain);
+    verify_range_racks(&topics, 2, ABC, ABC, &ct, &plain);
+    verify_range_racks(&topics, 3, AB, ABC, &ct, &plain);
+
+    let ct = vec![all.clone(), all, vec!["t1", "t3"]];
+    verify_range_racks(
+        &topics,
+        1,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-1, t2-0, t2-1, t2-4, t3-0, t3-1",
+            "t1-2, t1-3, t2-2, t2-3, t3-2, t3-3",
+            "t1-4, t3-4",
+        ],
+    );
+    verify_range_racks(
+        &topics,
+        2,
+        ABC,
+        ABC,
+        &ct,
+        &[
+            "t1-2, t2-0, t2-1, t2-3, t3-2",
+            "t1-0, t1-3, t2-2, t2-4, t3-0, t3-3",
+            "t1-1, t1-4, t3-1, t3-4",
+        ],
+    );
+    verify_range_racks(
+        &topics,
+        3,
+        AB,
+        ABC,
+        &ct,
+        &[
+            "t1-0, t1-1, t2-0, t2-1, t2-2, t3-0, t3-1",
+            "t1-2, t1-3, t2-3, t2-4, t3-2, t3-3",
+            "t1-4, t3-4",
+        ],
+    );
+}
+
+#[test]
+fn range_rack_aware_co_partitioning_like_java() {
+    let topics = [("t1", 6), ("t2", 6), ("t3", 2), ("t4", 2)];
+    let cr = ["a", "b", "b", "a"];
+    let ct = vec![
+        vec!["t1", "t2"],
+        vec!["t1", "t2"],
+        vec!["t3", "t4"],
+        vec!["t3", "t4"],
+    ];
+    let plain = [
+        "t1-0, t1-1, t1-2, t2-0, t2-1, t2-2",
+        "t1-3, t1-4, t1-5, t2-3, t2-4, t2-5",
+        "t3-0, t4-0",
+        "t3-1, t4-1",
+    ];
+    verify_range_racks(&topics, 3, AB, &cr, &ct, &plain);
+    verify_range_racks(&topics, 2, AB, &cr, &ct, &plain);
+    verify_range_racks(
+        &topics,
+        1,
+        AB,
+        &cr,
+        &ct,
+        &[
+            "t1-0, t1-2, t1-4, t2-0, t2-2, t2-4",
+            "t1-1, t1-3, t1-5, t2-1, t2-3, t2-5",
+            "t3-1, t4-1",
+            "t3-0, t4-0",
+        ],
+    );
+    let all = vec!["t1", "t2", "t3", "t4"];
+    let ct = vec![all.clone(), all.clone(), all.clone(), all];
+    let plain = [
+        "t1-0, t1-1, t2-0, t2-1, t3-0, t4-0",
+        "t1-2, t1-3, t2-2, t2-3, t3-1, t4-1",
+        "t1-4, t2-4",
+        "t1-5, t2-5",
+    ];
+    verify_range_racks(&topics, 3, AB, &cr, &ct, &plain);
+    verify_range_racks(&topics, 2, AB, &cr, &ct, &plain);
+}
