@@ -116,6 +116,14 @@ impl ConsumerGroupMember {
         })
     }
 
+    /// [`commit_failed`](Self::commit_failed) for a commit made as
+    /// `identity`: failures of commits from an older epoch are ignored.
+    pub fn commit_failed_with(&mut self, identity: &CommitIdentity, code: ErrorCode) {
+        if identity.generation_id == self.member_epoch {
+            self.commit_failed(code);
+        }
+    }
+
     pub fn commit_failed(&mut self, code: ErrorCode) {
         if matches!(
             code,

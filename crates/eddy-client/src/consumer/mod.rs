@@ -137,8 +137,9 @@ pub struct Consumer {
     next_auto_commit: Instant,
     /// The last offsets committed per partition (shared with async commits).
     committed: Arc<Mutex<HashMap<TopicPartition, i64>>>,
-    /// Error codes of async commits that the member must hear about.
-    commit_errors: Arc<Mutex<Vec<ErrorCode>>>,
+    /// Failed async commits (who committed, error code) that the member
+    /// must hear about.
+    commit_errors: Arc<Mutex<Vec<(CommitIdentity, ErrorCode)>>>,
     closed: bool,
 }
 
@@ -689,14 +690,17 @@ impl Consumer {
     /// passes: a join keeps going in the background and the next poll picks
     /// it up), acting on its events.
     async fn drive_membership(&mut self, deadline: Instant) -> Result<(), ClientError> {
-        let codes: Vec<ErrorCode> = std::mem::take(&mut *self.commit_errors.lock());
+        let failures: Vec<(CommitIdentity, ErrorCode)> =
+            std::mem::take(&mut *self.commit_errors.lock());
+        if let Some(m) = &mut self.member {
+            for (id, code) in &failures {
+                member_call!(m, m => m.commit_failed_with(id, *code));
+            }
+        }
         loop {
             let Some(m) = &mut self.member else {
                 return Ok(());
             };
-            for &c in &codes {
-                member_call!(m, m => m.commit_failed(c));
-            }
             // Only the member's own step is cut at the deadline (it is
             // cancel-safe); an event, once taken, is always acted on.
             let step =
@@ -704,15 +708,11 @@ impl Consumer {
             let Ok(event) = step else {
                 return Ok(());
             };
-            let event = event?;
-            match event {
+            match event? {
                 None => return Ok(()),
                 Some(MembershipEvent::Revoked(parts)) => self.on_revoked(&parts, false).await,
                 Some(MembershipEvent::Lost(parts)) => self.on_revoked(&parts, true).await,
                 Some(MembershipEvent::Assigned(parts)) => self.on_assigned(&parts),
-            }
-            if !codes.is_empty() {
-                return Ok(());
             }
         }
     }
@@ -855,7 +855,7 @@ impl Consumer {
             }
             Err(e) => {
                 if let (Some(code), Some(m)) = (e.code(), self.member.as_mut()) {
-                    member_call!(m, m => m.commit_failed(code));
+                    member_call!(m, m => m.commit_failed_with(&id, code));
                 }
                 if matches!(e.code(), Some(ErrorCode::NotCoordinator)) || !conn.is_open() {
                     self.coordinator = None;
@@ -936,6 +936,7 @@ impl Consumer {
         }
         let committed = self.committed.clone();
         let errors = self.commit_errors.clone();
+        let identity = id.clone();
         // The request is queued on the connection now, so commits keep their order.
         let send = async move {
             commit_offsets_as(
@@ -965,7 +966,7 @@ impl Consumer {
                 }
                 Err(e) => {
                     if let Some(code) = e.code() {
-                        errors.lock().push(code);
+                        errors.lock().push((identity, code));
                     }
                     tracing::debug!(error = %e, "async commit failed");
                     Err(e)
