@@ -97,6 +97,10 @@ pub struct MetadataResult {
 enum NodeKey {
     Bootstrap(usize),
     Node(i32),
+    /// A second connection to a broker for the consumer's Fetch requests,
+    /// so long polls never delay metadata, offset or group requests (a
+    /// broker answers one request per connection at a time).
+    Fetch(i32),
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
@@ -184,6 +188,9 @@ impl Cluster {
         // Prefer broker connections over bootstrap ones.
         let mut best: Option<(bool, Arc<Connection>)> = None;
         for (k, s) in slots {
+            if matches!(k, NodeKey::Fetch(_)) {
+                continue;
+            }
             if let Ok(g) = s.try_lock() {
                 if let Some(c) = g.as_ref().filter(|c| c.is_open()) {
                     let is_node = matches!(k, NodeKey::Node(_));
@@ -246,7 +253,21 @@ impl Cluster {
 
     /// A connection to broker `node_id` (refreshing metadata if the broker is unknown).
     pub async fn connection(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
-        let broker = match self.metadata().brokers.get(&node_id) {
+        let broker = self.broker(node_id).await?;
+        self.connect_slot(NodeKey::Node(node_id), &broker.addr())
+            .await
+    }
+
+    /// The connection to broker `node_id` reserved for Fetch requests.
+    pub async fn fetch_connection(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
+        let broker = self.broker(node_id).await?;
+        self.connect_slot(NodeKey::Fetch(node_id), &broker.addr())
+            .await
+    }
+
+    /// Broker `node_id` from metadata (refreshing it if the broker is unknown).
+    async fn broker(&self, node_id: i32) -> Result<BrokerInfo, ClientError> {
+        Ok(match self.metadata().brokers.get(&node_id) {
             Some(b) => b.clone(),
             None => {
                 self.refresh(Some(&[]), false).await?;
@@ -262,9 +283,7 @@ impl Cluster {
                         )
                     })?
             }
-        };
-        self.connect_slot(NodeKey::Node(node_id), &broker.addr())
-            .await
+        })
     }
 
     /// A connection to the controller reported by metadata (any broker if none).

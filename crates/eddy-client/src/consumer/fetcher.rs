@@ -319,7 +319,7 @@ impl Fetcher {
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let res = async {
-                    let conn = cluster.connection(leader).await?;
+                    let conn = cluster.fetch_connection(leader).await?;
                     fetch_from(&conn, &config, &jobs, &ids).await
                 }
                 .await;
