@@ -110,8 +110,8 @@ enum Subscription {
 /// The group member of a subscription.
 #[derive(Debug)]
 enum Member {
-    Classic(ClassicMember),
-    Consumer(ConsumerGroupMember),
+    Classic(Box<ClassicMember>),
+    Consumer(Box<ConsumerGroupMember>),
 }
 
 /// Dispatches a membership call to whichever member type it is.
@@ -326,11 +326,12 @@ impl Consumer {
                 .ok_or_else(|| ClientError::config("group.id", "is required to subscribe"))?;
             self.member = Some(match self.config.group_protocol {
                 GroupProtocol::Classic => {
-                    Member::Classic(ClassicMember::new(self.cluster.clone(), mc)?)
+                    Member::Classic(Box::new(ClassicMember::new(self.cluster.clone(), mc)?))
                 }
-                GroupProtocol::Consumer => {
-                    Member::Consumer(ConsumerGroupMember::new(self.cluster.clone(), mc)?)
-                }
+                GroupProtocol::Consumer => Member::Consumer(Box::new(ConsumerGroupMember::new(
+                    self.cluster.clone(),
+                    mc,
+                )?)),
             });
         }
         Ok(())
@@ -1027,7 +1028,7 @@ impl Consumer {
         }
         let result = if self.member.is_some() {
             self.leave_group().await
-        } else if self.auto_commit() && !self.fetcher.assigned().next().is_none() {
+        } else if self.auto_commit() && self.fetcher.assigned().next().is_some() {
             let offsets = self.uncommitted_positions();
             if offsets.is_empty() {
                 Ok(())
