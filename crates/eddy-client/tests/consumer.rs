@@ -132,10 +132,13 @@ async fn subscribe_poll_commit_close_with_both_protocols() {
     }
 }
 
+/// A listener callback: its name and the partitions it was given.
+type ListenerEvent = (String, Vec<(String, i32)>);
+
 /// Records what the listener saw, and commits positions on revocation.
 #[derive(Clone, Default)]
 struct Recorder {
-    events: Arc<Mutex<Vec<(String, Vec<(String, i32)>)>>>,
+    events: Arc<Mutex<Vec<ListenerEvent>>>,
 }
 
 impl RebalanceListener for Recorder {
