@@ -64,6 +64,7 @@ requests! {
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0, 0;
     ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, 0, 1;
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0, 0;
+    InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0, 5;
 }
 
 /// The versions a broker serves, from its ApiVersions response.
