@@ -42,4 +42,5 @@ pub use eddy_protocol::{ErrorCode, Uuid};
 pub use error::{ClientError, KafkaError};
 pub use group::{GroupConfig, GroupConsumer, GroupProtocol};
 pub use group_admin::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription};
+pub use partitioner::{Partitioner, PartitionerChoice, RoundRobinPartitioner};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -3,23 +3,19 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use eddy_client::{
-    AutoOffsetReset, ClientError, Cluster, Consumer, ConsumerConfig, ConsumerRecord,
-    DeliveryFuture, ErrorCode, GroupConfig, GroupConsumer, Producer, ProducerConfig,
-    ProducerRecord, StartOffset,
+    AutoOffsetReset, ClientError, Cluster, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode,
+    GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord, StartOffset,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc;
 
 use super::{CliError, ConnArgs};
 
-/// Records sent but not yet acknowledged, at most: enough to keep the
-/// pipeline full (100 000 gave the same throughput here at 5× the latency).
-const MAX_IN_FLIGHT: usize = 20_000;
 /// Latency samples kept for the percentiles, at most (as Kafka's tool).
 const MAX_SAMPLES: u64 = 500_000;
 /// Interval of the progress reports.
@@ -294,38 +290,16 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
     let pb = progress_bar(a.records, "records");
     let start = Instant::now();
 
-    let (tx, mut rx) = mpsc::channel::<(u64, Instant, DeliveryFuture)>(MAX_IN_FLIGHT);
-    let collector_pb = pb.clone();
-    let records = a.records;
-    let collector = tokio::spawn(async move {
-        let mut c = Collected {
-            stats: Stats::new(records, start),
-            failed: 0,
-            first_error: None,
-        };
-        // Acknowledgements come in send order within a partition, so
-        // awaiting them in order measures each one when it arrives.
-        while let Some((i, sent, fut)) = rx.recv().await {
-            match fut.await {
-                Ok(_) => c.stats.record(i, sent.elapsed(), record_bytes),
-                Err(e) => {
-                    c.failed += 1;
-                    if c.first_error.is_none() {
-                        c.first_error = Some(e);
-                    }
-                }
-            }
-            if let Some(pb) = &collector_pb {
-                pb.inc(1);
-            }
-            if let Some(line) = c.stats.window_report(Instant::now()) {
-                say(collector_pb.as_ref(), &line);
-            }
-        }
-        c
-    });
-
+    // Acknowledgements are counted by the delivery callbacks; `send` waits
+    // when buffer.memory is full, which bounds the records in flight (as in
+    // kafka-producer-perf-test).
+    let collected = Arc::new(Mutex::new(Collected {
+        stats: Stats::new(a.records, start),
+        failed: 0,
+        first_error: None,
+    }));
     let per_record = (a.throughput > 0.0).then(|| 1.0 / a.throughput);
+    let mut send_error = None;
     for i in 0..a.records {
         if let Some(per) = per_record {
             // Like Kafka's ThroughputThrottler: sleep when ahead of schedule.
@@ -336,16 +310,48 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
             }
         }
         let sent = Instant::now();
-        let fut = producer.send(ProducerRecord::new(a.topic.clone(), value.clone()));
-        if tx.send((i, sent, fut)).await.is_err() {
-            break; // the collector is gone: its error is reported below
+        let c = collected.clone();
+        let pb = pb.clone();
+        let res = producer
+            .send_with_callback(
+                ProducerRecord::new(a.topic.clone(), value.clone()),
+                move |r| {
+                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                    match r {
+                        Ok(_) => c.stats.record(i, sent.elapsed(), record_bytes),
+                        Err(e) => {
+                            c.failed += 1;
+                            if c.first_error.is_none() {
+                                c.first_error = Some(e);
+                            }
+                        }
+                    }
+                    if let Some(pb) = &pb {
+                        pb.inc(1);
+                    }
+                    if let Some(line) = c.stats.window_report(Instant::now()) {
+                        say(pb.as_ref(), &line);
+                    }
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            send_error = Some(e);
+            break;
         }
     }
-    drop(tx);
     producer.flush().await;
-    let mut c = collector
-        .await
-        .map_err(|e| CliError::Usage(format!("the acknowledgement collector failed: {e}")))?;
+    if let Some(e) = send_error {
+        return Err(e.into());
+    }
+    let mut c = std::mem::replace(
+        &mut *collected.lock().unwrap_or_else(|e| e.into_inner()),
+        Collected {
+            stats: Stats::new(0, start),
+            failed: 0,
+            first_error: None,
+        },
+    );
     let elapsed = start.elapsed();
     if let Some(pb) = &pb {
         pb.finish_and_clear();
