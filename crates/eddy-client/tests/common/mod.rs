@@ -166,6 +166,11 @@ impl Broker {
         &self.addr
     }
 
+    /// The broker's data directory (`<topic>-<partition>/` per partition).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn common(&self) -> CommonConfig {
         let mut c = CommonConfig::new(&self.addr);
         c.request_timeout = Duration::from_secs(15);
