@@ -641,6 +641,88 @@ mod tests {
     }
 
     #[test]
+    fn idempotence_follows_the_java_rules() {
+        let base = || ClientConfig::new().set("bootstrap.servers", "h:9092");
+        let p = ProducerConfig::from_config(&base()).unwrap();
+        assert_eq!(p.enable_idempotence, None);
+        assert!(p.idempotence(), "on by default");
+        assert_eq!(p.max_in_flight, 5);
+        assert_eq!(p.buffer_memory, 33_554_432);
+        assert_eq!(p.max_block, Duration::from_secs(60));
+        // Not set: silently off when something conflicts.
+        for (k, v) in [
+            ("acks", "1"),
+            ("acks", "0"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ] {
+            let p = ProducerConfig::from_config(&base().set(k, v)).unwrap();
+            assert!(!p.idempotence(), "{k}={v}");
+            // Set explicitly: a configuration error naming the conflicting key.
+            let e =
+                ProducerConfig::from_config(&base().set(k, v).set("enable.idempotence", "true"))
+                    .unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+            assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        }
+        let p = ProducerConfig::from_config(&base().set("enable.idempotence", "false")).unwrap();
+        assert!(!p.idempotence());
+        let e = ProducerConfig::from_config(&base().set("enable.idempotence", "yes")).unwrap_err();
+        assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        let e =
+            ProducerConfig::from_config(&base().set("max.in.flight.requests.per.connection", "0"))
+                .unwrap_err();
+        assert!(e.to_string().contains("must be positive"), "{e}");
+    }
+
+    #[test]
+    fn producer_limits_and_partitioner_class() {
+        let base = || ClientConfig::new().set("bootstrap.servers", "h:9092");
+        let p = ProducerConfig::from_config(
+            &base()
+                .set("buffer.memory", "1000")
+                .set("max.block.ms", "250")
+                .set("partitioner.ignore.keys", "true"),
+        )
+        .unwrap();
+        assert_eq!(p.buffer_memory, 1000);
+        assert_eq!(p.max_block, Duration::from_millis(250));
+        assert!(p.partitioner_ignore_keys);
+        assert_eq!(p.partitioner, PartitionerChoice::BuiltIn);
+        for name in [
+            "round_robin",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        ] {
+            let p = ProducerConfig::from_config(&base().set("partitioner.class", name)).unwrap();
+            assert!(
+                matches!(p.partitioner, PartitionerChoice::Custom(_)),
+                "{name}"
+            );
+        }
+        let p = ProducerConfig::from_config(&base().set(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.UniformStickyPartitioner",
+        ))
+        .unwrap();
+        assert!(p.partitioner_ignore_keys);
+        let e = ProducerConfig::from_config(&base().set("partitioner.class", "com.acme.Mine"))
+            .unwrap_err();
+        assert!(e.to_string().contains("partitioner.class"), "{e}");
+        assert!(e.to_string().contains("com.acme.Mine"), "{e}");
+        // delivery.timeout.ms must cover linger.ms + request.timeout.ms when set...
+        let e = ProducerConfig::from_config(
+            &base()
+                .set("delivery.timeout.ms", "1000")
+                .set("request.timeout.ms", "2000"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
+        // ...and is raised to it when not set.
+        let p = ProducerConfig::from_config(&base().set("request.timeout.ms", "200000")).unwrap();
+        assert_eq!(p.delivery_timeout, Duration::from_millis(200_005));
+    }
+
+    #[test]
     fn host_port() {
         assert_eq!(
             parse_host_port("localhost:9092").unwrap(),

@@ -1632,3 +1632,439 @@ fn spawn_refresh(inner: &Arc<Inner>, topic: String) {
         inner.wake.notify_one();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::PartitionInfo;
+    use eddy_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+    use eddy_protocol::Uuid;
+
+    fn topic(n: i32) -> TopicInfo {
+        TopicInfo {
+            name: "t".into(),
+            topic_id: Uuid::ZERO,
+            is_internal: false,
+            partitions: (0..n)
+                .map(|p| PartitionInfo {
+                    partition: p,
+                    leader: Some(1),
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    offline_replicas: vec![],
+                    error: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn cfg(batch_size: usize) -> ProducerConfig {
+        let mut c = ProducerConfig::new("127.0.0.1:9");
+        c.batch_size = batch_size;
+        c
+    }
+
+    fn topic_state(n: i32) -> TopicState {
+        let mut ts = TopicState::default();
+        ts.set_info(Arc::new(topic(n)));
+        ts
+    }
+
+    fn add(
+        c: &ProducerConfig,
+        ts: &mut TopicState,
+        r: ProducerRecord,
+    ) -> (i32, oneshot::Receiver<Outcome>) {
+        let size = r.estimated_size();
+        let p = choose_partition(c, ts, &r, size).unwrap();
+        let (tx, rx) = oneshot::channel();
+        append(c, ts, p, &r, size, 1000, Completion::Future(tx));
+        (p, rx)
+    }
+
+    #[test]
+    fn keyed_records_follow_murmur2_unless_keys_are_ignored() {
+        let c = cfg(16384);
+        let mut ts = topic_state(6);
+        for key in ["a", "orders-17", "21", ""] {
+            let (p, _rx) = add(
+                &c,
+                &mut ts,
+                ProducerRecord::new("t", "v").key(key.as_bytes().to_vec()),
+            );
+            assert_eq!(p, partition_for_key(key.as_bytes(), 6), "key {key:?}");
+        }
+        let place = |ts: &mut TopicState, r: ProducerRecord| choose_partition(&c, ts, &r, 10);
+        assert_eq!(
+            place(&mut ts, ProducerRecord::new("t", "v").key("a").partition(4)).unwrap(),
+            4
+        );
+        let e = place(&mut ts, ProducerRecord::new("t", "v").partition(6)).unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        assert!(place(&mut topic_state(0), ProducerRecord::new("t", "v")).is_err());
+        // partitioner.ignore.keys: keyed records stick like unkeyed ones.
+        let mut c2 = cfg(16384);
+        c2.partitioner_ignore_keys = true;
+        let mut ts = topic_state(6);
+        let parts: Vec<i32> = (0..20)
+            .map(|i| {
+                add(
+                    &c2,
+                    &mut ts,
+                    ProducerRecord::new("t", "v").key(format!("k{i}")),
+                )
+                .0
+            })
+            .collect();
+        assert!(parts.iter().all(|p| *p == parts[0]), "{parts:?}");
+    }
+
+    #[test]
+    fn accumulator_fills_batches_up_to_batch_size() {
+        // Records of 88 estimated bytes: two fit a 300-byte batch (61-byte header).
+        let c = cfg(300);
+        let mut ts = topic_state(1);
+        let mut rxs = Vec::new();
+        for i in 0..10 {
+            rxs.push(
+                add(
+                    &c,
+                    &mut ts,
+                    ProducerRecord::new("t", vec![b'x'; 50]).key(format!("k{i}")),
+                )
+                .1,
+            );
+        }
+        let q = &ts.partitions[0];
+        let counts: Vec<usize> = q.batches.iter().map(|b| b.records.len()).collect();
+        assert_eq!(counts, vec![2, 2, 2, 2, 2]);
+        for b in q.batches.iter().take(q.batches.len() - 1) {
+            assert!(b.full);
+            assert!(b.size <= 300, "size {}", b.size);
+        }
+        assert!(!q.batches.back().unwrap().full);
+        assert_eq!(q.batches.iter().map(|b| b.memory).sum::<usize>(), 10 * 88);
+        // A record larger than batch.size gets a batch of its own.
+        add(&c, &mut ts, ProducerRecord::new("t", vec![b'y'; 700]));
+        let q = &ts.partitions[0];
+        assert_eq!(q.batches.back().unwrap().records.len(), 1);
+        assert!(q.batches.back().unwrap().full);
+        // Batches are numbered in creation order; the built batch holds the records in order.
+        let orders: Vec<u64> = q.batches.iter().map(|b| b.order).collect();
+        assert_eq!(orders, vec![0, 1, 2, 3, 4, 5]);
+        let b = ts.partitions[0].batches.pop_front().unwrap();
+        let bytes = b.builder.unwrap().build().unwrap();
+        let (_, recs) = eddy_protocol::records::decode_records(&bytes, 1 << 20).unwrap();
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k0"[..]));
+        assert_eq!(recs[1].key.as_deref(), Some(&b"k1"[..]));
+    }
+
+    #[test]
+    fn sticky_partition_moves_after_batch_size_bytes() {
+        // KIP-794: 85-byte records, batch.size 300: the 4th record (340 bytes sent) moves on.
+        let c = cfg(300);
+        let mut ts = topic_state(4);
+        let parts: Vec<i32> = (0..8)
+            .map(|_| add(&c, &mut ts, ProducerRecord::new("t", vec![0u8; 50])).0)
+            .collect();
+        assert!(parts[..4].iter().all(|p| *p == parts[0]), "{parts:?}");
+        assert_ne!(parts[4], parts[0], "{parts:?}");
+        assert!(parts[4..].iter().all(|p| *p == parts[4]), "{parts:?}");
+        // A single-partition topic always uses partition 0.
+        let mut one = topic_state(1);
+        for _ in 0..10 {
+            assert_eq!(
+                add(&c, &mut one, ProducerRecord::new("t", vec![0u8; 120])).0,
+                0
+            );
+        }
+        // Partitions without a leader are avoided.
+        let mut info = topic(3);
+        info.partitions[0].leader = None;
+        info.partitions[2].leader = None;
+        let mut ts = TopicState::default();
+        ts.set_info(Arc::new(info));
+        for _ in 0..20 {
+            assert_eq!(
+                add(&c, &mut ts, ProducerRecord::new("t", vec![0u8; 120])).0,
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn estimated_size_bounds_the_encoding() {
+        let r = ProducerRecord::new("t", vec![1u8; 300])
+            .key("key")
+            .header("h", Some(Bytes::from_static(b"v")));
+        let mut b = RecordBatchBuilder::new(eddy_protocol::records::Compression::None, 0);
+        b.append(0, r.key.as_deref(), r.value.as_deref(), &r.headers);
+        let actual = b.estimated_size() - eddy_protocol::records::BATCH_HEADER_LEN;
+        assert!(
+            r.estimated_size() >= actual,
+            "{} < {actual}",
+            r.estimated_size()
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_like_kafka() {
+        assert_eq!(increment_sequence(0, 5), 5);
+        assert_eq!(increment_sequence(i32::MAX - 2, 2), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX - 2, 3), 0);
+        assert_eq!(increment_sequence(i32::MAX, 10), 9);
+    }
+
+    /// An `Inner` whose cluster metadata has topic "t" with `n` partitions led by node 1.
+    fn inner_with_topic(n: i32, cfg: ProducerConfig) -> Arc<Inner> {
+        let cluster = Cluster::new(cfg.common.clone()).unwrap();
+        cluster.merge(
+            &crate::cluster::MetadataResult {
+                version: 12,
+                cluster_id: None,
+                controller_id: Some(1),
+                brokers: vec![],
+                topics: vec![("t".to_string(), Ok(Arc::new(topic(n))))],
+            },
+            false,
+        );
+        let inner = Arc::new(Inner::new(cluster, cfg));
+        inner.state.lock().topics.insert("t".into(), topic_state(n));
+        inner
+    }
+
+    fn enqueue(inner: &Arc<Inner>, r: ProducerRecord) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        assert!(inner.enqueue(r, Completion::Future(tx), true).is_ok());
+        rx
+    }
+
+    // A current-thread runtime: the brokers' tasks spawned by `drain` do not
+    // run while the test inspects the state.
+    #[tokio::test]
+    async fn drain_honours_linger_in_flight_and_request_size() {
+        let mut c = cfg(16384);
+        c.acks = Acks::Leader;
+        c.linger = Duration::from_secs(60);
+        c.max_request_size = 1000;
+        c.max_in_flight = 1;
+        let inner = inner_with_topic(4, c.clone());
+        assert!(!inner.idempotent);
+        let _rxs: Vec<_> = (0..4)
+            .map(|p| {
+                enqueue(
+                    &inner,
+                    ProducerRecord::new("t", vec![0u8; 400]).partition(p),
+                )
+            })
+            .collect();
+        let mut st = inner.state.lock();
+        assert_eq!(st.outstanding, 4);
+        assert_eq!(st.buffer_used, 4 * 436);
+        // Within linger and not full: nothing is ready; the deadline is the linger end.
+        let (next, init, _) = drain(&inner, &mut st, &mut Vec::new());
+        assert!(!init);
+        assert!(st.leaders.is_empty());
+        assert!(next.unwrap() > Instant::now() + Duration::from_secs(50));
+        // Flushing makes everything ready: one request (max.in.flight 1) of
+        // two ~500-byte batches (max.request.size 1000).
+        st.flushing = 1;
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        let sent = |st: &State| {
+            st.topics["t"]
+                .partitions
+                .iter()
+                .filter(|q| q.in_flight > 0)
+                .count()
+        };
+        assert_eq!(sent(&st), 2);
+        // The request is answered: the other two go in the next one.
+        st.leaders.get_mut(&1).unwrap().in_flight = 0;
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        assert_eq!(sent(&st), 4);
+        // With 5 in flight allowed, the same batches go in two requests at once.
+        drop(st);
+        let mut c5 = c.clone();
+        c5.max_in_flight = 5;
+        let inner = inner_with_topic(4, c5);
+        let _rxs: Vec<_> = (0..4)
+            .map(|p| {
+                enqueue(
+                    &inner,
+                    ProducerRecord::new("t", vec![0u8; 400]).partition(p),
+                )
+            })
+            .collect();
+        let mut st = inner.state.lock();
+        st.flushing = 1;
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 2);
+        assert_eq!(sent(&st), 4);
+    }
+
+    /// A batch of one record with a sequence, as if drained (in flight).
+    fn sent_batch(
+        inner: &Arc<Inner>,
+        order: u64,
+        base: i32,
+    ) -> (Batch, oneshot::Receiver<Outcome>) {
+        let mut b = Batch::new(inner.config.compression, 0, order);
+        if let Some(builder) = b.builder.as_mut() {
+            builder.append(0, None, Some(b"v"), &[]);
+        }
+        let (tx, rx) = oneshot::channel();
+        b.records.push((Completion::Future(tx), 0));
+        b.memory = 10;
+        b.seq = Some(Seq {
+            generation: 1,
+            base,
+        });
+        let mut st = inner.state.lock();
+        st.outstanding += 1;
+        st.buffer_used += 10;
+        st.pid = ProducerIdState {
+            id: 7,
+            epoch: 0,
+            generation: 1,
+            requesting: false,
+            bump: false,
+        };
+        let q = &mut st.topics.get_mut("t").unwrap().partitions[0];
+        q.seq_generation = 1;
+        q.in_flight += 1;
+        (b, rx)
+    }
+
+    fn kafka(code: ErrorCode) -> Result<(i64, i64), ClientError> {
+        Err(KafkaError::new(code).with_partition("t", 0).into())
+    }
+
+    #[tokio::test]
+    async fn idempotent_retries_go_back_in_sequence_order_one_at_a_time() {
+        let inner = inner_with_topic(1, cfg(16384));
+        assert!(inner.idempotent);
+        let (b0, _r0) = sent_batch(&inner, 0, 0);
+        let (b1, _r1) = sent_batch(&inner, 1, 1);
+        let (b2, _r2) = sent_batch(&inner, 2, 2);
+        // Batch 0 fails retriably; the broker then sees gaps for 1 and 2.
+        // Their outcomes may be handled in any order.
+        finish_all(
+            &inner,
+            None,
+            vec![
+                (
+                    "t".into(),
+                    0,
+                    b2,
+                    kafka(ErrorCode::OutOfOrderSequenceNumber),
+                ),
+                ("t".into(), 0, b0, kafka(ErrorCode::NotLeaderOrFollower)),
+                (
+                    "t".into(),
+                    0,
+                    b1,
+                    kafka(ErrorCode::OutOfOrderSequenceNumber),
+                ),
+            ],
+        );
+        let mut st = inner.state.lock();
+        assert!(
+            !st.pid.bump,
+            "a gap after a failed batch is not a lost state"
+        );
+        let q = &mut st.topics.get_mut("t").unwrap().partitions[0];
+        assert_eq!(q.in_flight, 0);
+        let seqs: Vec<i32> = q.batches.iter().map(|b| b.seq.unwrap().base).collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+        for b in q.batches.iter_mut() {
+            assert_eq!(b.attempts, 1);
+            b.retry_at = None;
+        }
+        // Retries go one at a time, keeping their sequences.
+        drain(&inner, &mut st, &mut Vec::new());
+        let q = &st.topics["t"].partitions[0];
+        assert_eq!(q.in_flight, 1);
+        assert_eq!(q.batches.len(), 2);
+        assert_eq!(q.batches[0].seq.unwrap().base, 1);
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        assert_eq!(st.outstanding, 3, "nothing completed");
+    }
+
+    #[tokio::test]
+    async fn idempotent_errors_on_the_oldest_batch_bump_the_epoch() {
+        // OUT_OF_ORDER_SEQUENCE_NUMBER on the oldest unacknowledged batch: the
+        // broker lost the producer's state; retried under a new epoch.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        finish_all(
+            &inner,
+            None,
+            vec![(
+                "t".into(),
+                0,
+                b0,
+                kafka(ErrorCode::OutOfOrderSequenceNumber),
+            )],
+        );
+        assert!(inner.state.lock().pid.bump);
+        assert!(r0.try_recv().is_err(), "retried, not failed");
+        // After the bump, the batch gets sequence 0 of the new generation.
+        {
+            let mut st = inner.state.lock();
+            st.pid = ProducerIdState {
+                id: 7,
+                epoch: 1,
+                generation: 2,
+                requesting: false,
+                bump: false,
+            };
+            st.topics.get_mut("t").unwrap().partitions[0].batches[0].retry_at = None;
+            drain(&inner, &mut st, &mut Vec::new());
+            let q = &st.topics["t"].partitions[0];
+            assert_eq!((q.in_flight, q.seq_generation, q.next_seq), (1, 2, 1));
+        }
+
+        // INVALID_PRODUCER_EPOCH on a batch of the current epoch: fenced,
+        // the batch fails and a new epoch is requested.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        finish_all(
+            &inner,
+            None,
+            vec![("t".into(), 0, b0, kafka(ErrorCode::InvalidProducerEpoch))],
+        );
+        let st = inner.state.lock();
+        assert!(st.pid.bump);
+        assert_eq!((st.outstanding, st.buffer_used), (0, 0));
+        drop(st);
+        let e = r0.try_recv().unwrap().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidProducerEpoch));
+
+        // DUPLICATE_SEQUENCE_NUMBER: already written, a success.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        let resp = ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: "t".into(),
+                partition_responses: vec![PartitionProduceResponse {
+                    index: 0,
+                    error_code: ErrorCode::DuplicateSequenceNumber.code(),
+                    base_offset: 42,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        complete_request(&inner, 1, vec![("t".into(), 0, b0)], Ok(Some(resp)));
+        assert_eq!(r0.try_recv().unwrap().unwrap().offset, 42);
+        let st = inner.state.lock();
+        assert!(!st.pid.bump);
+        assert_eq!(st.topics["t"].partitions[0].acked_next, 1);
+    }
+}
