@@ -545,6 +545,8 @@ impl Inner {
 
     /// Checks a record and queues it. With `wait`, a record whose topic has no
     /// metadata yet is handed back rather than queued.
+    // The record is handed back by value on the (rare) rejections rather than boxed.
+    #[allow(clippy::result_large_err)]
     fn enqueue(
         self: &Arc<Self>,
         record: ProducerRecord,
@@ -1130,7 +1132,7 @@ fn drain(
                 let Some(mut b) = q.batches.pop_front() else {
                     continue;
                 };
-                if inner.idempotent && !b.seq.is_some_and(|s| s.generation == pid.generation) {
+                if inner.idempotent && b.seq.is_none_or(|s| s.generation != pid.generation) {
                     let base = q.next_seq;
                     q.next_seq = increment_sequence(base, b.count());
                     b.seq = Some(Seq {
@@ -1560,7 +1562,7 @@ async fn init_producer_id(inner: Arc<Inner>) {
         let res: Result<(i64, i16), ClientError> = async {
             let conn = inner.cluster.any_connection().await?;
             let version = conn.version::<InitProducerIdRequest>()?;
-            let bump = bump && version >= 3 && epoch >= 0 && epoch < i16::MAX - 1;
+            let bump = bump && version >= 3 && (0..i16::MAX - 1).contains(&epoch);
             let req = InitProducerIdRequest {
                 transactional_id: None,
                 transaction_timeout_ms: 60_000,
@@ -2057,7 +2059,6 @@ mod tests {
                     base_offset: 42,
                     ..Default::default()
                 }],
-                ..Default::default()
             }],
             ..Default::default()
         };

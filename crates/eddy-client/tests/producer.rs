@@ -306,8 +306,8 @@ async fn callbacks_report_every_record_in_partition_order() {
         .await
         .unwrap();
     let producer = Producer::new(broker.producer_config()).unwrap();
-    let seen: Arc<Mutex<Vec<(usize, Result<eddy_client::RecordMetadata, ClientError>)>>> =
-        Arc::default();
+    type Seen = Vec<(usize, Result<eddy_client::RecordMetadata, ClientError>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     for i in 0..400usize {
         let seen = seen.clone();
         producer
