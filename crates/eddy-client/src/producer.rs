@@ -298,6 +298,8 @@ struct ProducerIdState {
     requesting: bool,
     /// The epoch must be bumped before more batches are sent.
     bump: bool,
+    /// The bump needs a new producer id (fenced, or the epoch is exhausted).
+    new_id: bool,
 }
 
 struct LeaderState {
@@ -522,6 +524,7 @@ impl Inner {
                     generation: 0,
                     requesting: false,
                     bump: false,
+                    new_id: false,
                 },
                 buffer_used: 0,
                 outstanding: 0,
@@ -1054,8 +1057,27 @@ fn drain(
         }
     }
     release(inner, st, freed.0, freed.1);
-    let init =
-        inner.idempotent && queued && !st.pid.requesting && (st.pid.generation == 0 || st.pid.bump);
+    // Like the Java client, an idempotent producer bumps its epoch locally
+    // (the broker accepts a newer epoch starting at sequence 0); a new
+    // producer id is requested first, when fenced, or when the epoch is exhausted.
+    if inner.idempotent && st.pid.bump && !st.pid.requesting {
+        if st.pid.new_id || st.pid.generation == 0 || st.pid.epoch >= i16::MAX - 1 {
+            st.pid.new_id = true;
+        } else {
+            st.pid.epoch += 1;
+            st.pid.generation += 1;
+            st.pid.bump = false;
+            tracing::debug!(
+                producer_id = st.pid.id,
+                epoch = st.pid.epoch,
+                "producer epoch bumped"
+            );
+        }
+    }
+    let init = inner.idempotent
+        && queued
+        && !st.pid.requesting
+        && (st.pid.generation == 0 || st.pid.new_id);
     if init {
         st.pid.requesting = true;
     }
@@ -1505,10 +1527,12 @@ fn finish(
                 retriable = true;
                 bump = true;
             }
-            // Fenced by a newer epoch of this producer id.
+            // Fenced by a newer epoch of this producer id: fail the batch,
+            // continue with a new producer id.
             Some(ErrorCode::InvalidProducerEpoch) => {
                 retriable = false;
                 bump = true;
+                st.pid.new_id = true;
             }
             _ => {}
         }
@@ -1546,28 +1570,19 @@ fn finish(
     }
 }
 
-/// Gets a producer id (or a bumped epoch) for an idempotent producer,
-/// retrying until it succeeds or the producer is closed and idle.
+/// Gets a (new) producer id for an idempotent producer, retrying until it
+/// succeeds or the producer is closed and idle.
 async fn init_producer_id(inner: Arc<Inner>) {
     let backoff = inner.cluster.config().retry_backoff;
     loop {
-        let (id, epoch, bump) = {
-            let st = inner.state.lock();
-            (
-                st.pid.id,
-                st.pid.epoch,
-                st.pid.bump && st.pid.generation > 0,
-            )
-        };
         let res: Result<(i64, i16), ClientError> = async {
             let conn = inner.cluster.any_connection().await?;
             let version = conn.version::<InitProducerIdRequest>()?;
-            let bump = bump && version >= 3 && (0..i16::MAX - 1).contains(&epoch);
             let req = InitProducerIdRequest {
                 transactional_id: None,
                 transaction_timeout_ms: 60_000,
-                producer_id: if bump { id } else { -1 },
-                producer_epoch: if bump { epoch } else { -1 },
+                producer_id: -1,
+                producer_epoch: -1,
             };
             let resp = conn.send_version(&req, version).await?;
             if resp.error_code != 0 {
@@ -1586,6 +1601,7 @@ async fn init_producer_id(inner: Arc<Inner>) {
                 st.pid.epoch = epoch;
                 st.pid.generation += 1;
                 st.pid.bump = false;
+                st.pid.new_id = false;
                 st.pid.requesting = false;
                 drop(st);
                 inner.wake.notify_one();
@@ -1935,6 +1951,7 @@ mod tests {
             generation: 1,
             requesting: false,
             bump: false,
+            new_id: false,
         };
         let q = &mut st.topics.get_mut("t").unwrap().partitions[0];
         q.seq_generation = 1;
@@ -2015,18 +2032,15 @@ mod tests {
         );
         assert!(inner.state.lock().pid.bump);
         assert!(r0.try_recv().is_err(), "retried, not failed");
-        // After the bump, the batch gets sequence 0 of the new generation.
+        // The epoch is bumped locally (as the Java client does) and the batch
+        // goes again with sequence 0 of the new epoch.
         {
             let mut st = inner.state.lock();
-            st.pid = ProducerIdState {
-                id: 7,
-                epoch: 1,
-                generation: 2,
-                requesting: false,
-                bump: false,
-            };
             st.topics.get_mut("t").unwrap().partitions[0].batches[0].retry_at = None;
-            drain(&inner, &mut st, &mut Vec::new());
+            let (_, init, _) = drain(&inner, &mut st, &mut Vec::new());
+            assert!(!init, "no InitProducerId for a bump");
+            assert_eq!((st.pid.id, st.pid.epoch, st.pid.generation), (7, 1, 2));
+            assert!(!st.pid.bump);
             let q = &st.topics["t"].partitions[0];
             assert_eq!((q.in_flight, q.seq_generation, q.next_seq), (1, 2, 1));
         }
@@ -2041,7 +2055,7 @@ mod tests {
             vec![("t".into(), 0, b0, kafka(ErrorCode::InvalidProducerEpoch))],
         );
         let st = inner.state.lock();
-        assert!(st.pid.bump);
+        assert!(st.pid.bump && st.pid.new_id, "fenced: a new producer id");
         assert_eq!((st.outstanding, st.buffer_used), (0, 0));
         drop(st);
         let e = r0.try_recv().unwrap().unwrap_err();
