@@ -6,7 +6,9 @@
 //! - [`cluster`]: bootstrap, metadata cache, connection pool.
 //! - [`admin`]: topics, partitions, configs, offsets, cluster description;
 //!   [`group_admin`]: consumer groups and their committed offsets.
-//! - [`producer`]: batching producer with the Java client's partitioning.
+//! - [`producer`]: the producer (batching, pipelining, idempotence,
+//!   `buffer.memory` back-pressure), modelled on the Java client's;
+//!   [`partitioner`]: murmur2, the [`Partitioner`] trait, round robin.
 //! - [`consumer`]: assign-based consumer; [`group`]: a consumer group member.
 //! - [`config`]: Kafka-style properties and typed configurations.
 //! - [`error`]: the [`ClientError`] type.
