@@ -453,13 +453,14 @@ impl Producer {
         completion: Completion,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
-        let start = Instant::now();
-        let deadline = start + inner.config.max_block;
         let (mut record, mut completion) = match inner.enqueue(record, completion, true) {
             Ok(()) => return Ok(()),
             Err(Rejected::Failed(e)) => return Err(e),
             Err(Rejected::Full(r, c)) | Err(Rejected::NoMetadata(r, c)) => (r, c),
         };
+        // The slow path: wait for room or metadata.
+        let start = Instant::now();
+        let deadline = start + inner.config.max_block;
         loop {
             // Register interest before checking again, so no wake-up is lost.
             let space = inner.space.notified();
@@ -907,8 +908,12 @@ fn append(
         }
         let order = q.next_order;
         q.next_order += 1;
-        q.batches
-            .push_back(Batch::new(cfg.compression, timestamp, order));
+        let mut b = Batch::new(cfg.compression, timestamp, order);
+        if let Some(builder) = b.builder.as_mut() {
+            // Room for a full batch (capped), so appends do not reallocate.
+            builder.reserve(cfg.batch_size.clamp(size, 1 << 20));
+        }
+        q.batches.push_back(b);
         signal = true;
     }
     let Some(b) = q.batches.back_mut() else {

@@ -299,6 +299,11 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
         first_error: None,
     }));
     let per_record = (a.throughput > 0.0).then(|| 1.0 / a.throughput);
+    // Create times derive from the monotonic clock read for the latency, so a
+    // record costs one clock read here and one in its callback.
+    let start_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut send_error = None;
     for i in 0..a.records {
         if let Some(per) = per_record {
@@ -314,11 +319,13 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
         let pb = pb.clone();
         let res = producer
             .send_with_callback(
-                ProducerRecord::new(a.topic.clone(), value.clone()),
+                ProducerRecord::new(a.topic.clone(), value.clone())
+                    .timestamp(start_ms + sent.duration_since(start).as_millis() as i64),
                 move |r| {
+                    let now = Instant::now();
                     let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
                     match r {
-                        Ok(_) => c.stats.record(i, sent.elapsed(), record_bytes),
+                        Ok(_) => c.stats.record(i, now.duration_since(sent), record_bytes),
                         Err(e) => {
                             c.failed += 1;
                             if c.first_error.is_none() {
@@ -329,7 +336,7 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
                     if let Some(pb) = &pb {
                         pb.inc(1);
                     }
-                    if let Some(line) = c.stats.window_report(Instant::now()) {
+                    if let Some(line) = c.stats.window_report(now) {
                         say(pb.as_ref(), &line);
                     }
                 },
