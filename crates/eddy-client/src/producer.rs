@@ -45,6 +45,27 @@
 //!
 //! Not implemented: transactions, adaptive partitioning (KIP-794's
 //! `partitioner.adaptive.partitioning.enable`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eddy_client::ClientError> {
+//! use eddy_client::{Producer, ProducerConfig, ProducerRecord};
+//! let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092"))?;
+//! // Waits (up to max.block.ms) for buffer room and metadata, then returns
+//! // a future of the delivery.
+//! let delivery = producer.send(ProducerRecord::new("orders", "v1").key("k")).await?;
+//! println!("written at offset {}", delivery.await?.offset);
+//! // The callback form.
+//! producer
+//!     .send_with_callback(ProducerRecord::new("orders", "v2"), |r| {
+//!         if let Err(e) = r {
+//!             eprintln!("not delivered: {e}");
+//!         }
+//!     })
+//!     .await?;
+//! producer.flush().await;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
