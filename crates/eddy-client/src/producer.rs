@@ -435,7 +435,14 @@ impl Producer {
     /// call order.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send_completion(record, Completion::Future(tx)).await?;
+        // The fast path is inline: no nested future to move the record into.
+        match self.inner.enqueue(record, Completion::Future(tx), true) {
+            Ok(()) => {}
+            Err(Rejected::Failed(e)) => return Err(e),
+            Err(Rejected::Full(r, c) | Rejected::NoMetadata(r, c)) => {
+                self.send_waiting(r, c).await?
+            }
+        }
         Ok(DeliveryFuture { rx })
     }
 
@@ -448,8 +455,14 @@ impl Producer {
         record: ProducerRecord,
         callback: impl FnOnce(Result<RecordMetadata, ClientError>) + Send + 'static,
     ) -> Result<(), ClientError> {
-        self.send_completion(record, Completion::Callback(Box::new(callback)))
-            .await
+        match self
+            .inner
+            .enqueue(record, Completion::Callback(Box::new(callback)), true)
+        {
+            Ok(()) => Ok(()),
+            Err(Rejected::Failed(e)) => Err(e),
+            Err(Rejected::Full(r, c) | Rejected::NoMetadata(r, c)) => self.send_waiting(r, c).await,
+        }
     }
 
     /// Queues a record without waiting: fails at once with
@@ -468,18 +481,13 @@ impl Producer {
         }
     }
 
-    async fn send_completion(
+    /// The slow path of `send`: waits for buffer room or metadata.
+    async fn send_waiting(
         &self,
-        record: ProducerRecord,
-        completion: Completion,
+        mut record: ProducerRecord,
+        mut completion: Completion,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
-        let (mut record, mut completion) = match inner.enqueue(record, completion, true) {
-            Ok(()) => return Ok(()),
-            Err(Rejected::Failed(e)) => return Err(e),
-            Err(Rejected::Full(r, c)) | Err(Rejected::NoMetadata(r, c)) => (r, c),
-        };
-        // The slow path: wait for room or metadata.
         let start = Instant::now();
         let deadline = start + inner.config.max_block;
         loop {

@@ -317,30 +317,28 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
         let sent = Instant::now();
         let c = collected.clone();
         let pb = pb.clone();
+        let mut record = ProducerRecord::new(a.topic.clone(), value.clone());
+        record.timestamp = Some(start_ms + sent.duration_since(start).as_millis() as i64);
         let res = producer
-            .send_with_callback(
-                ProducerRecord::new(a.topic.clone(), value.clone())
-                    .timestamp(start_ms + sent.duration_since(start).as_millis() as i64),
-                move |r| {
-                    let now = Instant::now();
-                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
-                    match r {
-                        Ok(_) => c.stats.record(i, now.duration_since(sent), record_bytes),
-                        Err(e) => {
-                            c.failed += 1;
-                            if c.first_error.is_none() {
-                                c.first_error = Some(e);
-                            }
+            .send_with_callback(record, move |r| {
+                let now = Instant::now();
+                let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                match r {
+                    Ok(_) => c.stats.record(i, now.duration_since(sent), record_bytes),
+                    Err(e) => {
+                        c.failed += 1;
+                        if c.first_error.is_none() {
+                            c.first_error = Some(e);
                         }
                     }
-                    if let Some(pb) = &pb {
-                        pb.inc(1);
-                    }
-                    if let Some(line) = c.stats.window_report(now) {
-                        say(pb.as_ref(), &line);
-                    }
-                },
-            )
+                }
+                if let Some(pb) = &pb {
+                    pb.inc(1);
+                }
+                if let Some(line) = c.stats.window_report(now) {
+                    say(pb.as_ref(), &line);
+                }
+            })
             .await;
         if let Err(e) = res {
             send_error = Some(e);
