@@ -649,7 +649,19 @@ impl Inner {
             Err(e) => return Err(Rejected::Failed(e)),
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let signal = append(cfg, ts, partition, &record, size, timestamp, completion);
+        let mut signal = append(cfg, ts, partition, &record, size, timestamp, completion);
+        if signal && ts.partitions[partition as usize].batches.len() > 1 {
+            // A batch filled up behind others. If the leader has no room for
+            // another request, the next response drains it: no wake-up needed.
+            let leader = ts
+                .info
+                .as_ref()
+                .and_then(|i| i.partition(partition))
+                .and_then(|p| p.leader);
+            signal = leader
+                .and_then(|l| st.leaders.get(&l))
+                .is_none_or(|l| l.in_flight < cfg.max_in_flight);
+        }
         st.buffer_used += size;
         st.outstanding += 1;
         drop(guard);
@@ -726,15 +738,28 @@ impl Inner {
     }
 }
 
-/// Releases what completed records held and wakes whoever waits for it.
-fn release(inner: &Inner, st: &mut State, records: usize, memory: usize) {
-    st.outstanding = st.outstanding.saturating_sub(records);
+/// Releases the `buffer.memory` bytes of finished records and wakes the
+/// `send` calls waiting for room.
+fn release(inner: &Inner, st: &mut State, memory: usize) {
     st.buffer_used = st.buffer_used.saturating_sub(memory);
     if memory > 0 {
         inner.space.notify_waiters();
     }
+}
+
+/// Counts `records` as completed, once their completions ran (so `flush`
+/// returns after the callbacks of the records it waited for).
+fn settled(inner: &Inner, records: usize) {
+    if records == 0 {
+        return;
+    }
+    let mut st = inner.state.lock();
+    st.outstanding = st.outstanding.saturating_sub(records);
     if st.outstanding == 0 {
         inner.idle.notify_waiters();
+        if st.closed {
+            inner.wake.notify_one();
+        }
     }
 }
 
@@ -819,12 +844,14 @@ async fn resolve_topic(inner: Arc<Inner>, topic: String) {
             if done {
                 ts.resolving = false;
             }
-            release(&inner, st, freed.0, freed.1);
+            release(&inner, st, freed.1);
             done
         };
+        let n = failed.len();
         for (c, e) in failed {
             c.complete(Err(e));
         }
+        settled(&inner, n);
         inner.metadata.notify_waiters();
         if placed {
             inner.wake.notify_one();
@@ -938,6 +965,8 @@ fn append(
         let order = q.next_order;
         q.next_order += 1;
         let mut b = Batch::new(cfg.compression, timestamp, order);
+        b.records
+            .reserve((cfg.batch_size / size.max(1)).clamp(1, 4096));
         if let Some(builder) = b.builder.as_mut() {
             // Room for a full batch (capped), so appends do not reallocate.
             builder.reserve(cfg.batch_size.clamp(size, 1 << 20));
@@ -999,11 +1028,7 @@ async fn sender_loop(inner: Arc<Inner>) {
             }
             (next, init, refresh, done)
         };
-        for (records, e) in expired {
-            for (c, _) in records {
-                c.complete(Err(e.clone()));
-            }
-        }
+        complete_expired(&inner, expired);
         if done {
             tracing::debug!("producer sender stopped");
             return;
@@ -1090,7 +1115,7 @@ fn drain(
             queued |= !q.batches.is_empty();
         }
     }
-    release(inner, st, freed.0, freed.1);
+    release(inner, st, freed.1);
     // Like the Java client, an idempotent producer bumps its epoch locally
     // (the broker accepts a newer epoch starting at sequence 0); a new
     // producer id is requested first, when fenced, or when the epoch is exhausted.
@@ -1433,6 +1458,8 @@ enum Done {
         log_append_time: i64,
     },
     Failed(Vec<(Completion, i64)>, ClientError),
+    /// Put back for a retry.
+    Retried,
 }
 
 /// Settles batches (and the request they came in, if `leader` is set):
@@ -1440,7 +1467,9 @@ enum Done {
 fn finish_all(inner: &Arc<Inner>, leader: Option<i32>, outcomes: Vec<BatchOutcome>) {
     let mut done = Vec::with_capacity(outcomes.len());
     let mut refresh = Vec::new();
-    {
+    // Retries, epoch bumps and closing need the sender's timers and checks;
+    // otherwise the freed request slot is refilled right here.
+    let wake_sender = {
         let mut guard = inner.state.lock();
         let st = &mut *guard;
         if let Some(l) = leader.and_then(|l| st.leaders.get_mut(&l)) {
@@ -1458,10 +1487,15 @@ fn finish_all(inner: &Arc<Inner>, leader: Option<i32>, outcomes: Vec<BatchOutcom
                 &mut refresh,
             );
         }
-    }
+        st.closed
+            || st.flushing > 0
+            || st.pid.bump
+            || done.iter().any(|d| matches!(d, Done::Retried))
+    };
     for topic in refresh {
         spawn_refresh(inner, topic);
     }
+    let mut completed = 0;
     for d in done {
         match d {
             Done::Delivered {
@@ -1471,6 +1505,7 @@ fn finish_all(inner: &Arc<Inner>, leader: Option<i32>, outcomes: Vec<BatchOutcom
                 base_offset,
                 log_append_time,
             } => {
+                completed += records.len();
                 for (i, (c, ts)) in records.into_iter().enumerate() {
                     c.complete(Ok(RecordMetadata {
                         topic: topic.clone(),
@@ -1489,13 +1524,49 @@ fn finish_all(inner: &Arc<Inner>, leader: Option<i32>, outcomes: Vec<BatchOutcom
                 }
             }
             Done::Failed(records, e) => {
+                completed += records.len();
                 for (c, _) in records {
                     c.complete(Err(e.clone()));
                 }
             }
+            Done::Retried => {}
         }
     }
-    inner.wake.notify_one();
+    settled(inner, completed);
+    if wake_sender {
+        inner.wake.notify_one();
+    } else {
+        drain_now(inner);
+    }
+}
+
+fn complete_expired(inner: &Inner, expired: Expired) {
+    let mut n = 0;
+    for (records, e) in expired {
+        n += records.len();
+        for (c, _) in records {
+            c.complete(Err(e.clone()));
+        }
+    }
+    settled(inner, n);
+}
+
+/// Drains from the calling task (a broker's task, after a response freed
+/// room for another request) rather than waking the sender task.
+fn drain_now(inner: &Arc<Inner>) {
+    let mut expired = Vec::new();
+    let (init, refresh) = {
+        let mut st = inner.state.lock();
+        let (_, init, refresh) = drain(inner, &mut st, &mut expired);
+        (init, refresh)
+    };
+    complete_expired(inner, expired);
+    if init {
+        tokio::spawn(init_producer_id(inner.clone()));
+    }
+    for topic in refresh {
+        spawn_refresh(inner, topic);
+    }
 }
 
 /// Completes a batch, or puts it back in its queue (in creation order) for a retry.
@@ -1527,7 +1598,7 @@ fn finish(
                     q.acked_next = increment_sequence(s.base, b.count());
                 }
             }
-            let (n, memory) = (b.records.len(), b.memory);
+            let memory = b.memory;
             done.push(Done::Delivered {
                 topic,
                 partition,
@@ -1535,7 +1606,7 @@ fn finish(
                 base_offset,
                 log_append_time,
             });
-            release(inner, st, n, memory);
+            release(inner, st, memory);
             return;
         }
         Err(e) => e,
@@ -1594,13 +1665,14 @@ fn finish(
         if bump {
             st.pid.bump = true;
         }
+        done.push(Done::Retried);
     } else {
         if inner.idempotent && (bump || b.seq.is_some_and(|s| s.generation == generation)) {
             st.pid.bump = true;
         }
-        let (n, memory) = (b.records.len(), b.memory);
+        let memory = b.memory;
         done.push(Done::Failed(b.records, e));
-        release(inner, st, n, memory);
+        release(inner, st, memory);
     }
 }
 
