@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -242,11 +242,56 @@ fn say(pb: Option<&ProgressBar>, line: &str) {
     }
 }
 
-/// What the acknowledgement collector hands back.
+/// What the acknowledgement callbacks collect.
 struct Collected {
     stats: Stats,
     failed: u64,
     first_error: Option<ClientError>,
+    /// The last clock read of the callbacks and the calls since.
+    clock: (Instant, u64),
+}
+
+/// Records between two clock reads of the producing loop and of the callbacks.
+const CLOCK_EVERY: u64 = 16;
+
+/// The state shared by the delivery callbacks of `perf produce`.
+struct Acks {
+    collected: Mutex<Collected>,
+    pb: Option<ProgressBar>,
+}
+
+impl Acks {
+    fn acknowledged(
+        &self,
+        i: u64,
+        sent: Instant,
+        r: Result<eddy_client::RecordMetadata, ClientError>,
+        bytes: usize,
+    ) {
+        let mut c = self.collected.lock().unwrap_or_else(|e| e.into_inner());
+        if c.clock.1 % CLOCK_EVERY == 0 {
+            c.clock.0 = Instant::now();
+        }
+        c.clock.1 += 1;
+        let now = c.clock.0;
+        match r {
+            Ok(_) => c
+                .stats
+                .record(i, now.saturating_duration_since(sent), bytes),
+            Err(e) => {
+                c.failed += 1;
+                if c.first_error.is_none() {
+                    c.first_error = Some(e);
+                }
+            }
+        }
+        if let Some(pb) = &self.pb {
+            pb.inc(1);
+        }
+        if let Some(line) = c.stats.window_report(now) {
+            say(self.pb.as_ref(), &line);
+        }
+    }
 }
 
 async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
@@ -292,19 +337,28 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
 
     // Acknowledgements are counted by the delivery callbacks; `send` waits
     // when buffer.memory is full, which bounds the records in flight (as in
-    // kafka-producer-perf-test).
-    let collected = Arc::new(Mutex::new(Collected {
-        stats: Stats::new(a.records, start),
-        failed: 0,
-        first_error: None,
+    // kafka-producer-perf-test). The callbacks share the tally through a
+    // `'static` reference (leaked once per run) rather than an `Arc`, whose
+    // count would bounce between the sending and the acknowledging threads
+    // for every record.
+    let shared: &'static Acks = Box::leak(Box::new(Acks {
+        collected: Mutex::new(Collected {
+            stats: Stats::new(a.records, start),
+            failed: 0,
+            first_error: None,
+            clock: (start, 0),
+        }),
+        pb: pb.clone(),
     }));
     let per_record = (a.throughput > 0.0).then(|| 1.0 / a.throughput);
-    // Create times derive from the monotonic clock read for the latency, so a
-    // record costs one clock read here and one in its callback.
+    // Create times derive from the monotonic send times, and the clock is
+    // read once per CLOCK_EVERY records on each side (reads are costly here
+    // and the error is a few microseconds against latencies in ms).
     let start_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut send_error = None;
+    let mut sent = start;
     for i in 0..a.records {
         if let Some(per) = per_record {
             // Like Kafka's ThroughputThrottler: sleep when ahead of schedule.
@@ -314,30 +368,14 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
                 tokio::time::sleep_until(due.into()).await;
             }
         }
-        let sent = Instant::now();
-        let c = collected.clone();
-        let pb = pb.clone();
+        if per_record.is_some() || i % CLOCK_EVERY == 0 {
+            sent = Instant::now();
+        }
         let mut record = ProducerRecord::new(a.topic.clone(), value.clone());
         record.timestamp = Some(start_ms + sent.duration_since(start).as_millis() as i64);
         let res = producer
             .send_with_callback(record, move |r| {
-                let now = Instant::now();
-                let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
-                match r {
-                    Ok(_) => c.stats.record(i, now.duration_since(sent), record_bytes),
-                    Err(e) => {
-                        c.failed += 1;
-                        if c.first_error.is_none() {
-                            c.first_error = Some(e);
-                        }
-                    }
-                }
-                if let Some(pb) = &pb {
-                    pb.inc(1);
-                }
-                if let Some(line) = c.stats.window_report(now) {
-                    say(pb.as_ref(), &line);
-                }
+                shared.acknowledged(i, sent, r, record_bytes)
             })
             .await;
         if let Err(e) = res {
@@ -350,11 +388,12 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
         return Err(e.into());
     }
     let mut c = std::mem::replace(
-        &mut *collected.lock().unwrap_or_else(|e| e.into_inner()),
+        &mut *shared.collected.lock().unwrap_or_else(|e| e.into_inner()),
         Collected {
             stats: Stats::new(0, start),
             failed: 0,
             first_error: None,
+            clock: (start, 0),
         },
     );
     let elapsed = start.elapsed();
