@@ -269,7 +269,7 @@ impl Acks {
         bytes: usize,
     ) {
         let mut c = self.collected.lock().unwrap_or_else(|e| e.into_inner());
-        if c.clock.1 % CLOCK_EVERY == 0 {
+        if c.clock.1.is_multiple_of(CLOCK_EVERY) {
             c.clock.0 = Instant::now();
         }
         c.clock.1 += 1;
@@ -368,7 +368,7 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
                 tokio::time::sleep_until(due.into()).await;
             }
         }
-        if per_record.is_some() || i % CLOCK_EVERY == 0 {
+        if per_record.is_some() || i.is_multiple_of(CLOCK_EVERY) {
             sent = Instant::now();
         }
         let mut record = ProducerRecord::new(a.topic.clone(), value.clone());
