@@ -339,6 +339,8 @@ struct State {
     outstanding: usize,
     flushing: usize,
     closed: bool,
+    /// When the sender task wakes next by itself (`None`: only when woken).
+    sender_deadline: Option<Instant>,
 }
 
 struct Inner {
@@ -560,6 +562,7 @@ impl Inner {
                 outstanding: 0,
                 flushing: 0,
                 closed: false,
+                sender_deadline: None,
             }),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -1022,6 +1025,7 @@ async fn sender_loop(inner: Arc<Inner>) {
         let (next, init, refresh, done) = {
             let mut st = inner.state.lock();
             let (next, init, refresh) = drain(&inner, &mut st, &mut expired);
+            st.sender_deadline = next;
             let done = st.closed && st.outstanding == 0;
             if done {
                 st.leaders.clear();
@@ -1555,11 +1559,17 @@ fn complete_expired(inner: &Inner, expired: Expired) {
 /// room for another request) rather than waking the sender task.
 fn drain_now(inner: &Arc<Inner>) {
     let mut expired = Vec::new();
-    let (init, refresh) = {
+    let (init, refresh, wake) = {
         let mut st = inner.state.lock();
-        let (_, init, refresh) = drain(inner, &mut st, &mut expired);
-        (init, refresh)
+        let (next, init, refresh) = drain(inner, &mut st, &mut expired);
+        // A batch that became the front of its queue may linger: the sender
+        // must wake for it if it sleeps longer.
+        let wake = next.is_some_and(|t| st.sender_deadline.is_none_or(|d| t < d));
+        (init, refresh, wake)
     };
+    if wake {
+        inner.wake.notify_one();
+    }
     complete_expired(inner, expired);
     if init {
         tokio::spawn(init_producer_id(inner.clone()));

@@ -373,3 +373,38 @@ async fn conflicting_explicit_idempotence_is_a_config_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lingering_last_batch_leaves_without_flush() {
+    let broker = Broker::start();
+    broker
+        .admin()
+        .create_topic(NewTopic::new("tail", 1), false)
+        .await
+        .unwrap();
+    let mut cfg = broker.producer_config();
+    // One request at a time and small batches: full batches queue up behind
+    // the one in flight, and the last, partly filled batch must still leave
+    // once its linger.ms is over (well before delivery.timeout.ms).
+    cfg.max_in_flight = 1;
+    cfg.batch_size = 300;
+    cfg.linger = Duration::from_millis(30);
+    cfg.delivery_timeout = Duration::from_secs(120);
+    let producer = Producer::new(cfg).unwrap();
+    let mut futs = Vec::new();
+    for i in 0..1001 {
+        futs.push(
+            producer
+                .send(ProducerRecord::new("tail", format!("{i:040}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, f) in futs.into_iter().enumerate() {
+        let md = tokio::time::timeout(Duration::from_secs(30), f)
+            .await
+            .unwrap_or_else(|_| panic!("record {i} stuck in the accumulator"))
+            .unwrap();
+        assert_eq!(md.offset, i as i64);
+    }
+}
