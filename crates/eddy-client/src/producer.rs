@@ -12,8 +12,11 @@
 //! (one batch per partition per request, within `max.request.size`) and hands
 //! them to one task per broker, which writes them on the broker's connection
 //! in order and keeps up to `max.in.flight.requests.per.connection` of them
-//! in flight, so several batches of one partition can be in flight.
-//! Completions of a partition's records run in order.
+//! in flight, so several batches of one partition can be in flight. When a
+//! response frees a slot, that task drains the next ready batches itself
+//! (the sender task is woken only for timers: linger, retries, expiry).
+//! Completions of a partition's records run in order, and `flush` returns
+//! after the completions of the records it waited for ran.
 //!
 //! **Idempotence** (`enable.idempotence`, on by default under Java's rules):
 //! an InitProducerId request gets a producer id and epoch, and every batch
