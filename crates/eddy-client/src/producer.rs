@@ -181,7 +181,13 @@ impl Completion {
             Completion::Future(tx) => {
                 let _ = tx.send(outcome);
             }
-            Completion::Callback(f) => f(outcome),
+            Completion::Callback(f) => {
+                // A panicking callback must not take the broker's task (and
+                // the other records' completions) down with it.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(outcome))).is_err() {
+                    tracing::error!("a producer delivery callback panicked");
+                }
+            }
         }
     }
 }

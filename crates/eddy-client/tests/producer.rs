@@ -337,6 +337,20 @@ async fn callbacks_report_every_record_in_partition_order() {
             assert_eq!(*offset, k as i64, "partition {p}");
         }
     }
+    // A panicking callback does not stop the producer.
+    producer
+        .send_with_callback(ProducerRecord::new("cb", "boom").partition(0), |_| {
+            panic!("callback panic (expected by the test)")
+        })
+        .await
+        .unwrap();
+    let md = producer
+        .send(ProducerRecord::new("cb", "after").partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(md.offset, 201);
     // A failure reaches the callback too.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let mut cfg = broker.producer_config();
