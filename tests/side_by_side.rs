@@ -129,7 +129,12 @@ async fn eddy_produce(
                 .collect(),
             timestamp: r.timestamp,
         };
-        futures.push(producer.send(rec));
+        futures.push(
+            producer
+                .send(rec)
+                .await
+                .unwrap_or_else(|e| panic!("eddy-client: send to {topic} refused: {e}")),
+        );
     }
     let mut out = Vec::with_capacity(futures.len());
     for (i, f) in futures.into_iter().enumerate() {

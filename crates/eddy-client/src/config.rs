@@ -34,6 +34,7 @@ use eddy_protocol::records::Compression;
 use crate::error::ClientError;
 use crate::group::GroupProtocol;
 use crate::membership::MemberConfig;
+use crate::partitioner::PartitionerChoice;
 
 /// Kafka-style client properties (string keys and values).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,6 +260,30 @@ const PRODUCER_KEYS: &[&str] = &[
     "delivery.timeout.ms",
     "retries",
     "max.request.size",
+    "max.in.flight.requests.per.connection",
+    "enable.idempotence",
+    "buffer.memory",
+    "max.block.ms",
+    "partitioner.class",
+    "partitioner.ignore.keys",
+];
+
+/// Java's class names (and short names) accepted by `partitioner.class`.
+const ROUND_ROBIN_NAMES: &[&str] = &[
+    "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+    "RoundRobinPartitioner",
+    "round_robin",
+    "roundrobin",
+];
+const DEFAULT_PARTITIONER_NAMES: &[&str] = &[
+    "",
+    "default",
+    "org.apache.kafka.clients.producer.internals.DefaultPartitioner",
+];
+/// Java's deprecated `UniformStickyPartitioner`: sticky for every record.
+const UNIFORM_STICKY_NAMES: &[&str] = &[
+    "org.apache.kafka.clients.producer.UniformStickyPartitioner",
+    "uniform_sticky",
 ];
 
 /// Producer settings.
@@ -280,6 +305,29 @@ pub struct ProducerConfig {
     pub retries: u32,
     /// `max.request.size` (default 1048576): the largest record accepted.
     pub max_request_size: usize,
+    /// `max.in.flight.requests.per.connection` (default 5): Produce requests
+    /// sent to a broker before waiting for the oldest answer. Above 1 without
+    /// idempotence, a retried batch can land after a later batch of its
+    /// partition (the Java client's semantics); with idempotence order is
+    /// kept (at most 5 allowed).
+    pub max_in_flight: usize,
+    /// `enable.idempotence`: `None` (not set) enables it unless `acks` is
+    /// not `all`, `retries` is 0 or `max_in_flight` is above 5, as in the
+    /// Java client; `Some(true)` with such a conflict is a configuration error.
+    pub enable_idempotence: Option<bool>,
+    /// `buffer.memory` (default 33554432): bytes of records waiting to be
+    /// delivered, beyond which `send` waits and `try_send` fails.
+    pub buffer_memory: usize,
+    /// `max.block.ms` (default 60000): how long `send` waits for buffer
+    /// room and for the topic's metadata.
+    pub max_block: Duration,
+    /// `partitioner.class`: the built-in partitioning (default), a
+    /// [`RoundRobinPartitioner`](crate::partitioner::RoundRobinPartitioner)
+    /// or a partitioner of your own.
+    pub partitioner: PartitionerChoice,
+    /// `partitioner.ignore.keys` (default false): the built-in partitioning
+    /// places keyed records like unkeyed ones (sticky).
+    pub partitioner_ignore_keys: bool,
 }
 
 impl ProducerConfig {
@@ -297,7 +345,67 @@ impl ProducerConfig {
             delivery_timeout: Duration::from_millis(120_000),
             retries: i32::MAX as u32,
             max_request_size: 1024 * 1024,
+            max_in_flight: 5,
+            enable_idempotence: None,
+            buffer_memory: 33_554_432,
+            max_block: Duration::from_millis(60_000),
+            partitioner: PartitionerChoice::BuiltIn,
+            partitioner_ignore_keys: false,
         }
+    }
+
+    /// The reason idempotence cannot be used with these settings, if any.
+    fn idempotence_conflict(&self) -> Option<(&'static str, &'static str)> {
+        if self.acks != Acks::All {
+            Some((
+                "acks",
+                "must be all (-1) to use the idempotent producer, otherwise idempotence cannot be guaranteed",
+            ))
+        } else if self.retries == 0 {
+            Some(("retries", "must be above 0 to use the idempotent producer"))
+        } else if self.max_in_flight > 5 {
+            Some((
+                "max.in.flight.requests.per.connection",
+                "must be at most 5 to use the idempotent producer",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the producer is idempotent: explicitly enabled, or not set
+    /// and nothing conflicts (Java's rules).
+    pub fn idempotence(&self) -> bool {
+        match self.enable_idempotence {
+            Some(v) => v,
+            None => self.idempotence_conflict().is_none(),
+        }
+    }
+
+    /// Checks the values a producer cannot work with (also done by
+    /// `Producer::new`), including `enable.idempotence=true` with `acks`
+    /// not all, `retries=0` or more than 5 requests in flight.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        self.common.validate()?;
+        for (key, v) in [
+            ("batch.size", self.batch_size),
+            ("max.request.size", self.max_request_size),
+            ("max.in.flight.requests.per.connection", self.max_in_flight),
+            ("buffer.memory", self.buffer_memory),
+        ] {
+            if v == 0 {
+                return Err(ClientError::config(key, "must be positive"));
+            }
+        }
+        if self.enable_idempotence == Some(true) {
+            if let Some((key, reason)) = self.idempotence_conflict() {
+                return Err(ClientError::config(
+                    key,
+                    format!("{reason} (enable.idempotence=true)"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn from_config(c: &ClientConfig) -> Result<Self, ClientError> {
@@ -315,6 +423,46 @@ impl ProducerConfig {
         cfg.delivery_timeout = c.millis("delivery.timeout.ms", 120_000)?;
         cfg.retries = c.parse("retries", i32::MAX as u32)?;
         cfg.max_request_size = c.positive("max.request.size", 1024 * 1024)?;
+        cfg.max_in_flight = c.positive("max.in.flight.requests.per.connection", 5)?;
+        cfg.enable_idempotence = match c.get("enable.idempotence") {
+            None => None,
+            Some(_) => Some(c.parse("enable.idempotence", true)?),
+        };
+        cfg.buffer_memory = c.positive("buffer.memory", 33_554_432)?;
+        cfg.max_block = c.millis("max.block.ms", 60_000)?;
+        cfg.partitioner_ignore_keys = c.parse("partitioner.ignore.keys", false)?;
+        if let Some(name) = c.get("partitioner.class") {
+            if ROUND_ROBIN_NAMES.contains(&name) {
+                cfg.partitioner = PartitionerChoice::round_robin();
+            } else if UNIFORM_STICKY_NAMES.contains(&name) {
+                cfg.partitioner_ignore_keys = true;
+            } else if !DEFAULT_PARTITIONER_NAMES.contains(&name) {
+                return Err(ClientError::config(
+                    "partitioner.class",
+                    format!(
+                        "unknown partitioner '{name}' (expected \
+                         org.apache.kafka.clients.producer.RoundRobinPartitioner, round_robin \
+                         or default; set ProducerConfig::partitioner for your own)"
+                    ),
+                ));
+            }
+        }
+        // Java: an explicit delivery.timeout.ms must cover linger.ms + request.timeout.ms.
+        let floor = cfg.linger + cfg.common.request_timeout;
+        if c.get("delivery.timeout.ms").is_some() {
+            if cfg.delivery_timeout < floor {
+                return Err(ClientError::config(
+                    "delivery.timeout.ms",
+                    format!(
+                        "must be at least linger.ms + request.timeout.ms ({} ms)",
+                        floor.as_millis()
+                    ),
+                ));
+            }
+        } else if cfg.delivery_timeout < floor {
+            cfg.delivery_timeout = floor;
+        }
+        cfg.validate()?;
         Ok(cfg)
     }
 }
@@ -597,6 +745,88 @@ mod tests {
         let e = CommonConfig::from_config(&ClientConfig::new().set("bootstrap.servers", "nohost"))
             .unwrap_err();
         assert!(e.to_string().contains("HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn idempotence_follows_the_java_rules() {
+        let base = || ClientConfig::new().set("bootstrap.servers", "h:9092");
+        let p = ProducerConfig::from_config(&base()).unwrap();
+        assert_eq!(p.enable_idempotence, None);
+        assert!(p.idempotence(), "on by default");
+        assert_eq!(p.max_in_flight, 5);
+        assert_eq!(p.buffer_memory, 33_554_432);
+        assert_eq!(p.max_block, Duration::from_secs(60));
+        // Not set: silently off when something conflicts.
+        for (k, v) in [
+            ("acks", "1"),
+            ("acks", "0"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ] {
+            let p = ProducerConfig::from_config(&base().set(k, v)).unwrap();
+            assert!(!p.idempotence(), "{k}={v}");
+            // Set explicitly: a configuration error naming the conflicting key.
+            let e =
+                ProducerConfig::from_config(&base().set(k, v).set("enable.idempotence", "true"))
+                    .unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+            assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        }
+        let p = ProducerConfig::from_config(&base().set("enable.idempotence", "false")).unwrap();
+        assert!(!p.idempotence());
+        let e = ProducerConfig::from_config(&base().set("enable.idempotence", "yes")).unwrap_err();
+        assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        let e =
+            ProducerConfig::from_config(&base().set("max.in.flight.requests.per.connection", "0"))
+                .unwrap_err();
+        assert!(e.to_string().contains("must be positive"), "{e}");
+    }
+
+    #[test]
+    fn producer_limits_and_partitioner_class() {
+        let base = || ClientConfig::new().set("bootstrap.servers", "h:9092");
+        let p = ProducerConfig::from_config(
+            &base()
+                .set("buffer.memory", "1000")
+                .set("max.block.ms", "250")
+                .set("partitioner.ignore.keys", "true"),
+        )
+        .unwrap();
+        assert_eq!(p.buffer_memory, 1000);
+        assert_eq!(p.max_block, Duration::from_millis(250));
+        assert!(p.partitioner_ignore_keys);
+        assert_eq!(p.partitioner, PartitionerChoice::BuiltIn);
+        for name in [
+            "round_robin",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        ] {
+            let p = ProducerConfig::from_config(&base().set("partitioner.class", name)).unwrap();
+            assert!(
+                matches!(p.partitioner, PartitionerChoice::Custom(_)),
+                "{name}"
+            );
+        }
+        let p = ProducerConfig::from_config(&base().set(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.UniformStickyPartitioner",
+        ))
+        .unwrap();
+        assert!(p.partitioner_ignore_keys);
+        let e = ProducerConfig::from_config(&base().set("partitioner.class", "com.acme.Mine"))
+            .unwrap_err();
+        assert!(e.to_string().contains("partitioner.class"), "{e}");
+        assert!(e.to_string().contains("com.acme.Mine"), "{e}");
+        // delivery.timeout.ms must cover linger.ms + request.timeout.ms when set...
+        let e = ProducerConfig::from_config(
+            &base()
+                .set("delivery.timeout.ms", "1000")
+                .set("request.timeout.ms", "2000"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
+        // ...and is raised to it when not set.
+        let p = ProducerConfig::from_config(&base().set("request.timeout.ms", "200000")).unwrap();
+        assert_eq!(p.delivery_timeout, Duration::from_millis(200_005));
     }
 
     #[test]

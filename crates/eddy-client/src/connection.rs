@@ -292,6 +292,38 @@ impl Connection {
         Ok(version)
     }
 
+    /// Queues `req` for writing at the negotiated version and returns its
+    /// pending response. Requests queued one after the other (by one task)
+    /// are written in that order, so a caller can pipeline several requests
+    /// and rely on their order on the wire (the producer does, for sequence
+    /// numbers). The `request.timeout.ms` clock starts now.
+    pub async fn queue<R: Request>(&self, req: &R) -> Result<PendingResponse<R>, ClientError> {
+        let version = self.version::<R>()?;
+        let (id, frame) = self.encode(R::KEY, version, req)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.shared.pending.lock();
+            if let Some(reason) = &p.closed {
+                return Err(self.disconnected(reason.clone()));
+            }
+            p.waiting.insert(id, tx);
+        }
+        let pending = PendingResponse {
+            shared: self.shared.clone(),
+            id,
+            rx,
+            deadline: tokio::time::Instant::now() + self.opts.request_timeout,
+            timeout: self.opts.request_timeout,
+            version,
+            _request: std::marker::PhantomData,
+        };
+        self.writer
+            .send(frame)
+            .await
+            .map_err(|_| self.disconnected("connection closed".to_string()))?;
+        Ok(pending)
+    }
+
     fn disconnected(&self, reason: String) -> ClientError {
         ClientError::Disconnected {
             addr: self.shared.addr.clone(),
@@ -376,6 +408,66 @@ impl Connection {
             addr: self.shared.addr.clone(),
             source,
         })
+    }
+}
+
+/// A request written (or queued for writing) whose response has not been
+/// read yet; see [`Connection::queue`]. Dropping it abandons the response.
+pub struct PendingResponse<R: Request> {
+    shared: Arc<Shared>,
+    id: i32,
+    rx: oneshot::Receiver<Result<Bytes, ClientError>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    version: i16,
+    _request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> std::fmt::Debug for PendingResponse<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingResponse")
+            .field("addr", &self.shared.addr)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<R: Request> PendingResponse<R> {
+    /// Waits for the response (until `request.timeout.ms` after queueing).
+    pub async fn response(mut self) -> Result<R::Response, ClientError> {
+        let addr = self.shared.addr.clone();
+        let disconnected = || ClientError::Disconnected {
+            addr: addr.clone(),
+            reason: "connection closed".to_string(),
+        };
+        let frame = match tokio::time::timeout_at(self.deadline, &mut self.rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(disconnected()),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    api: R::KEY,
+                    addr,
+                    timeout: self.timeout,
+                })
+            }
+        };
+        let body =
+            split_response(frame, R::KEY, self.version).map_err(|source| ClientError::Decode {
+                api: R::KEY,
+                addr: addr.clone(),
+                source,
+            })?;
+        decode_body(body, self.version).map_err(|source| ClientError::Decode {
+            api: R::KEY,
+            addr,
+            source,
+        })
+    }
+}
+
+impl<R: Request> Drop for PendingResponse<R> {
+    fn drop(&mut self) {
+        self.shared.pending.lock().waiting.remove(&self.id);
     }
 }
 

@@ -156,6 +156,26 @@ pub enum ClientError {
     #[error("{what} did not complete within {} ms", .timeout.as_millis())]
     OperationTimeout { what: String, timeout: Duration },
 
+    /// `buffer.memory` stayed full for `max.block.ms` (or, for `try_send`, is full now).
+    #[error(
+        "no room for a {size}-byte record in buffer.memory ({buffer_memory} bytes) after waiting {} ms (max.block.ms); records are not being delivered fast enough (is the broker reachable?)",
+        .waited.as_millis()
+    )]
+    BufferFull {
+        size: usize,
+        buffer_memory: usize,
+        waited: Duration,
+    },
+
+    /// The metadata of a topic could not be obtained in time (the topic does
+    /// not exist and is not created automatically, or has no leader).
+    #[error("topic '{topic}' not present in metadata after {} ms: {reason}", .timeout.as_millis())]
+    MetadataTimeout {
+        topic: String,
+        timeout: Duration,
+        reason: String,
+    },
+
     /// The broker does not support any version of an api this client implements.
     #[error("broker {addr} does not support {api} versions {min}-{max} (it supports {broker})")]
     UnsupportedVersion {

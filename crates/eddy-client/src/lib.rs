@@ -6,7 +6,9 @@
 //! - [`cluster`]: bootstrap, metadata cache, connection pool.
 //! - [`admin`]: topics, partitions, configs, offsets, cluster description;
 //!   [`group_admin`]: consumer groups and their committed offsets.
-//! - [`producer`]: batching producer with the Java client's partitioning.
+//! - [`producer`]: the producer (batching, pipelining, idempotence,
+//!   `buffer.memory` back-pressure), modelled on the Java client's;
+//!   [`partitioner`]: murmur2, the [`Partitioner`] trait, round robin.
 //! - [`consumer`]: assign-based consumer; [`group`]: a consumer group member.
 //! - [`membership`]: the contract between the consumer and a group member;
 //!   [`classic`]: the classic (JoinGroup/SyncGroup) member, with the
@@ -51,4 +53,5 @@ pub use error::{ClientError, KafkaError};
 pub use group::{ConsumerGroupMember, GroupProtocol};
 pub use group_admin::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription};
 pub use membership::{MemberConfig, MembershipEvent, TopicPartition};
+pub use partitioner::{Partitioner, PartitionerChoice, RoundRobinPartitioner};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -1,6 +1,125 @@
-//! Partition choice for produced records, compatible with the Java client:
-//! keyed records go to `toPositive(murmur2(key)) % numPartitions`, so the
-//! same key lands on the same partition whichever client produced it.
+//! Partition choice for produced records, compatible with the Java client.
+//!
+//! - The built-in partitioning (no `partitioner.class`): keyed records go to
+//!   `toPositive(murmur2(key)) % numPartitions`, so the same key lands on the
+//!   same partition whichever client produced it; unkeyed records (and every
+//!   record with `partitioner.ignore.keys=true`) use the uniform sticky
+//!   partitioner of KIP-480/KIP-794, implemented in the producer itself: one
+//!   partition until `batch.size` bytes went to it, then another one chosen
+//!   at random among the partitions with a leader.
+//! - [`RoundRobinPartitioner`] (`partitioner.class=round_robin` or Java's
+//!   `org.apache.kafka.clients.producer.RoundRobinPartitioner`): every record
+//!   to the next available partition of its topic, keys ignored.
+//! - Any [`Partitioner`] of your own, set on
+//!   [`ProducerConfig::partitioner`](crate::ProducerConfig::partitioner).
+//!
+//! A record with an explicit partition is never given to a partitioner.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::cluster::TopicInfo;
+
+/// Chooses the partition of a record that has none, like Java's
+/// `org.apache.kafka.clients.producer.Partitioner`. Called by `send` with the
+/// producer's lock held: keep it quick and do not call the producer from it.
+pub trait Partitioner: Send + Sync + 'static {
+    /// The partition of a record of `topic` (whose metadata lists every
+    /// partition, with or without a leader). A result outside
+    /// `0..topic.partitions.len()` fails the record with an invalid argument
+    /// error.
+    fn partition(&self, topic: &TopicInfo, key: Option<&[u8]>, value: Option<&[u8]>) -> i32;
+}
+
+impl<F> Partitioner for F
+where
+    F: Fn(&TopicInfo, Option<&[u8]>, Option<&[u8]>) -> i32 + Send + Sync + 'static,
+{
+    fn partition(&self, topic: &TopicInfo, key: Option<&[u8]>, value: Option<&[u8]>) -> i32 {
+        self(topic, key, value)
+    }
+}
+
+/// Java's `RoundRobinPartitioner`: records of a topic go to its available
+/// partitions (those with a leader; all partitions if none has one) in turn,
+/// whatever their key.
+#[derive(Debug, Default)]
+pub struct RoundRobinPartitioner {
+    counters: Mutex<HashMap<String, u32>>,
+}
+
+impl RoundRobinPartitioner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Partitioner for RoundRobinPartitioner {
+    fn partition(&self, topic: &TopicInfo, _key: Option<&[u8]>, _value: Option<&[u8]>) -> i32 {
+        let next = {
+            let mut counters = self.counters.lock();
+            let c = counters.entry(topic.name.clone()).or_insert(0);
+            let v = *c;
+            *c = c.wrapping_add(1);
+            v
+        };
+        let available: Vec<i32> = topic.available_partitions().map(|p| p.partition).collect();
+        if available.is_empty() {
+            let n = topic.partitions.len().max(1) as u32;
+            return (next % n) as i32;
+        }
+        available[(next % available.len() as u32) as usize]
+    }
+}
+
+/// The partitioner a producer uses (`partitioner.class`).
+#[derive(Clone, Default)]
+pub enum PartitionerChoice {
+    /// murmur2 for keys, uniform sticky for unkeyed records.
+    #[default]
+    BuiltIn,
+    /// A user-supplied (or built-in, like [`RoundRobinPartitioner`]) partitioner.
+    Custom(Arc<dyn Partitioner>),
+}
+
+impl PartitionerChoice {
+    /// A [`RoundRobinPartitioner`].
+    pub fn round_robin() -> Self {
+        PartitionerChoice::Custom(Arc::new(RoundRobinPartitioner::new()))
+    }
+
+    /// `partitioner` as the producer's partitioner.
+    pub fn custom(partitioner: impl Partitioner) -> Self {
+        PartitionerChoice::Custom(Arc::new(partitioner))
+    }
+}
+
+impl fmt::Debug for PartitionerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionerChoice::BuiltIn => f.write_str("BuiltIn"),
+            PartitionerChoice::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// Two choices are equal if both are built in or both are the same object.
+impl PartialEq for PartitionerChoice {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PartitionerChoice::BuiltIn, PartitionerChoice::BuiltIn) => true,
+            (PartitionerChoice::Custom(a), PartitionerChoice::Custom(b)) => {
+                std::ptr::eq(Arc::as_ptr(a) as *const u8, Arc::as_ptr(b) as *const u8)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for PartitionerChoice {}
 
 /// Kafka's `Utils.murmur2`: MurmurHash2 (32-bit) with seed 0x9747b28c,
 /// reading 4-byte little-endian blocks, as the Java client computes it.
@@ -53,6 +172,62 @@ pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::PartitionInfo;
+    use eddy_protocol::Uuid;
+
+    fn topic(leaders: &[Option<i32>]) -> TopicInfo {
+        TopicInfo {
+            name: "t".into(),
+            topic_id: Uuid::ZERO,
+            is_internal: false,
+            partitions: leaders
+                .iter()
+                .enumerate()
+                .map(|(i, l)| PartitionInfo {
+                    partition: i as i32,
+                    leader: *l,
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    offline_replicas: vec![],
+                    error: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_robin_cycles_over_available_partitions() {
+        let rr = RoundRobinPartitioner::new();
+        let t = topic(&[Some(1), Some(1), Some(1)]);
+        let got: Vec<i32> = (0..7)
+            .map(|_| rr.partition(&t, Some(b"same"), None))
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 0, 1, 2, 0], "keys are ignored");
+        // Partitions without a leader are skipped; counters are per topic.
+        let rr = RoundRobinPartitioner::new();
+        let t = topic(&[Some(1), None, Some(1), None]);
+        let got: Vec<i32> = (0..4).map(|_| rr.partition(&t, None, None)).collect();
+        assert_eq!(got, vec![0, 2, 0, 2]);
+        let mut other = topic(&[None, None]);
+        other.name = "u".into();
+        let got: Vec<i32> = (0..3).map(|_| rr.partition(&other, None, None)).collect();
+        assert_eq!(
+            got,
+            vec![0, 1, 0],
+            "no leader at all: every partition in turn"
+        );
+    }
+
+    #[test]
+    fn partitioner_choice_equality() {
+        let a = PartitionerChoice::round_robin();
+        assert_eq!(a, a.clone());
+        assert_ne!(a, PartitionerChoice::round_robin());
+        assert_eq!(PartitionerChoice::BuiltIn, PartitionerChoice::default());
+        let f = PartitionerChoice::custom(|_: &TopicInfo, _: Option<&[u8]>, _: Option<&[u8]>| 0);
+        assert_ne!(f, PartitionerChoice::BuiltIn);
+    }
 
     /// Kafka's `UtilsTest.testMurmur2` vectors.
     #[test]

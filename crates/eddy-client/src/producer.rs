@@ -1,35 +1,95 @@
-//! The producer: records are partitioned (murmur2 of the key like the Java
-//! client, sticky per batch without a key), accumulated into one open batch
-//! per partition (`batch.size`, `linger.ms`), and sent by a background task
-//! to each partition's leader, one request per leader with one batch per
-//! partition.
+//! The producer, modelled on the Java client's.
 //!
-//! Ordering: a partition has at most one batch in flight, so a retried batch
-//! (after a retriable error such as NOT_LEADER_OR_FOLLOWER) never overtakes a
-//! later one. Not yet implemented: idempotence and transactions,
-//! `buffer.memory`/`max.block.ms` back-pressure (callers bound the records in
-//! flight themselves, e.g. by awaiting delivery futures).
+//! **Accumulating.** [`Producer::send`] places a record (explicit partition,
+//! else the configured [`Partitioner`](crate::partitioner::Partitioner), else
+//! murmur2 of the key like the Java client, else the uniform sticky
+//! partitioner of KIP-480/KIP-794) and appends it to the open batch of its
+//! partition (`batch.size`, `linger.ms`). Records waiting for delivery hold
+//! `buffer.memory` bytes: `send` waits for room (and for the topic's
+//! metadata) up to `max.block.ms`, [`Producer::try_send`] never waits.
+//!
+//! **Sending.** A background task drains ready batches into Produce requests
+//! (one batch per partition per request, within `max.request.size`) and hands
+//! them to one task per broker, which writes them on the broker's connection
+//! in order and keeps up to `max.in.flight.requests.per.connection` of them
+//! in flight, so several batches of one partition can be in flight. When a
+//! response frees a slot, that task drains the next ready batches itself
+//! (the sender task is woken only for timers: linger, retries, expiry).
+//! Completions of a partition's records run in order, and `flush` returns
+//! after the completions of the records it waited for ran.
+//!
+//! **Idempotence** (`enable.idempotence`, on by default under Java's rules):
+//! an InitProducerId request gets a producer id and epoch, and every batch
+//! carries them with the base sequence of its partition. When a batch fails
+//! with a retriable error, the later batches of its partition in flight fail
+//! too (OUT_OF_ORDER_SEQUENCE_NUMBER, as the broker sees a gap) and all are
+//! retried in sequence order, one at a time until the partition has caught
+//! up, so order and exactly-once writes survive retries. DUPLICATE_SEQUENCE_NUMBER
+//! means the batch is already written (success). UNKNOWN_PRODUCER_ID or
+//! OUT_OF_ORDER_SEQUENCE_NUMBER on the oldest unacknowledged batch of a
+//! partition (the broker lost the producer's state, and did not write the
+//! batch) bumps the epoch and resends the batches with fresh sequences;
+//! INVALID_PRODUCER_EPOCH on a batch of the current epoch (fenced) fails it
+//! with that error and gets a new epoch for the later batches. A batch that
+//! fails for good after it was sent (or expired) also bumps the epoch, so the
+//! partition's later sequences do not depend on it.
+//!
+//! **Without idempotence** and with more than one request in flight, a
+//! retried batch can be written after a later batch of its partition (the
+//! Java client's semantics); use `max.in.flight.requests.per.connection=1`
+//! or idempotence to keep order.
+//!
+//! **Timeouts.** `request.timeout.ms` bounds each Produce request,
+//! `retry.backoff.ms` separates retries, and `delivery.timeout.ms` bounds the
+//! whole life of a record from `send` to its outcome, including waiting for
+//! metadata of a topic that does not exist (the error names the topic).
+//! NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE
+//! (and lost connections) refresh the topic's metadata before the retry.
+//!
+//! Not implemented: transactions, adaptive partitioning (KIP-794's
+//! `partitioner.adaptive.partitioning.enable`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eddy_client::ClientError> {
+//! use eddy_client::{Producer, ProducerConfig, ProducerRecord};
+//! let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092"))?;
+//! // Waits (up to max.block.ms) for buffer room and metadata, then returns
+//! // a future of the delivery.
+//! let delivery = producer.send(ProducerRecord::new("orders", "v1").key("k")).await?;
+//! println!("written at offset {}", delivery.await?.offset);
+//! // The callback form.
+//! producer
+//!     .send_with_callback(ProducerRecord::new("orders", "v2"), |r| {
+//!         if let Err(e) = r {
+//!             eprintln!("not delivered: {e}");
+//!         }
+//!     })
+//!     .await?;
+//! producer.flush().await;
+//! # Ok(())
+//! # }
+//! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eddy_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use eddy_protocol::messages::ProduceRequest;
-use eddy_protocol::records::{Header, RecordBatchBuilder};
+use eddy_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse};
+use eddy_protocol::records::{set_producer_state, Header, RecordBatchBuilder};
 use eddy_protocol::ErrorCode;
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::cluster::{Cluster, TopicInfo};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::{ClientError, KafkaError};
-use crate::partitioner::partition_for_key;
+use crate::partitioner::{partition_for_key, PartitionerChoice};
 use crate::util::{ms_i32, now_ms};
 
 /// A record to produce.
@@ -106,55 +166,57 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
-type Reply = oneshot::Sender<Result<RecordMetadata, ClientError>>;
+type Outcome = Result<RecordMetadata, ClientError>;
+type Callback = Box<dyn FnOnce(Outcome) + Send + 'static>;
+
+/// How a record's outcome is reported.
+enum Completion {
+    Future(oneshot::Sender<Outcome>),
+    Callback(Callback),
+}
+
+impl Completion {
+    fn complete(self, outcome: Outcome) {
+        match self {
+            Completion::Future(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Completion::Callback(f) => {
+                // A panicking callback must not take the broker's task (and
+                // the other records' completions) down with it.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(outcome))).is_err() {
+                    tracing::error!("a producer delivery callback panicked");
+                }
+            }
+        }
+    }
+}
 
 /// The outcome of [`Producer::send`]: resolves once the broker acknowledged
 /// (or refused) the record.
 #[derive(Debug)]
 pub struct DeliveryFuture {
-    state: DeliveryState,
-}
-
-#[derive(Debug)]
-enum DeliveryState {
-    Waiting(oneshot::Receiver<Result<RecordMetadata, ClientError>>),
-    Failed(Option<ClientError>),
+    rx: oneshot::Receiver<Outcome>,
 }
 
 impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, ClientError>;
+    type Output = Outcome;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            DeliveryState::Waiting(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or(Err(ClientError::Closed("producer")))),
-            DeliveryState::Failed(e) => {
-                Poll::Ready(Err(e.take().unwrap_or(ClientError::Closed("producer"))))
-            }
-        }
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::Closed("producer"))))
     }
 }
 
 impl DeliveryFuture {
     /// The outcome if it is already known, without waiting. After it
     /// returned `Some`, the future must not be polled again.
-    pub fn try_result(&mut self) -> Option<Result<RecordMetadata, ClientError>> {
-        match &mut self.state {
-            DeliveryState::Waiting(rx) => match rx.try_recv() {
-                Ok(r) => Some(r),
-                Err(oneshot::error::TryRecvError::Empty) => None,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    Some(Err(ClientError::Closed("producer")))
-                }
-            },
-            DeliveryState::Failed(e) => e.take().map(Err),
-        }
-    }
-
-    fn failed(e: ClientError) -> Self {
-        DeliveryFuture {
-            state: DeliveryState::Failed(Some(e)),
+    pub fn try_result(&mut self) -> Option<Outcome> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(ClientError::Closed("producer"))),
         }
     }
 }
@@ -163,74 +225,146 @@ impl DeliveryFuture {
 struct Unresolved {
     record: ProducerRecord,
     timestamp: i64,
-    reply: Reply,
+    completion: Completion,
     enqueued: Instant,
+    size: usize,
+}
+
+/// The sequence numbers of a batch: its producer generation (a producer id
+/// and epoch) and base sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seq {
+    generation: u64,
+    base: i32,
 }
 
 struct Batch {
     builder: Option<RecordBatchBuilder>,
-    /// The encoded batch, once drained (kept for retries).
+    /// The encoded batch, once sent (kept for retries).
     built: Option<Bytes>,
-    /// (reply, create timestamp) per record, in offset order.
-    replies: Vec<(Reply, i64)>,
+    /// (completion, create timestamp) per record, in offset order.
+    records: Vec<(Completion, i64)>,
+    /// Creation order within the partition (retries go back in this order).
+    order: u64,
     created: Instant,
     attempts: u32,
+    retry_at: Option<Instant>,
     /// No more records may be appended.
     full: bool,
+    /// Estimated encoded size.
     size: usize,
+    /// `buffer.memory` bytes held by the records.
+    memory: usize,
+    seq: Option<Seq>,
 }
 
 impl Batch {
-    fn new(compression: eddy_protocol::records::Compression, first_ts: i64) -> Batch {
+    fn new(compression: eddy_protocol::records::Compression, first_ts: i64, order: u64) -> Batch {
         Batch {
             builder: Some(RecordBatchBuilder::new(compression, first_ts)),
             built: None,
-            replies: Vec::new(),
+            records: Vec::new(),
+            order,
             created: Instant::now(),
             attempts: 0,
+            retry_at: None,
             full: false,
             size: eddy_protocol::records::BATCH_HEADER_LEN,
+            memory: 0,
+            seq: None,
         }
     }
 
-    fn fail(self, e: &ClientError) {
-        for (tx, _) in self.replies {
-            let _ = tx.send(Err(e.clone()));
-        }
+    fn count(&self) -> i32 {
+        i32::try_from(self.records.len()).unwrap_or(i32::MAX)
     }
 }
 
 #[derive(Default)]
 struct PartitionQueue {
     batches: VecDeque<Batch>,
-    in_flight: bool,
-    retry_at: Option<Instant>,
+    /// Batches of this partition in flight.
+    in_flight: usize,
+    next_order: u64,
+    /// The producer generation of `next_seq` and `acked_next`.
+    seq_generation: u64,
+    /// The base sequence of the next new batch.
+    next_seq: i32,
+    /// The base sequence of the oldest batch not yet acknowledged.
+    acked_next: i32,
 }
 
 #[derive(Default)]
+struct TopicState {
+    info: Option<Arc<TopicInfo>>,
+    partitions: Vec<PartitionQueue>,
+    /// Sticky partition for unkeyed records and the bytes sent to it.
+    sticky: Option<(i32, usize)>,
+    unresolved: VecDeque<Unresolved>,
+    resolving: bool,
+    /// `send` calls waiting for this topic's metadata.
+    waiters: usize,
+    refreshing: bool,
+    /// The last metadata error, whether it is final, and when it came.
+    last_error: Option<(ClientError, bool, Instant)>,
+}
+
+impl TopicState {
+    fn set_info(&mut self, info: Arc<TopicInfo>) {
+        let n = info.partitions.len();
+        if self.partitions.len() < n {
+            self.partitions.resize_with(n, PartitionQueue::default);
+        }
+        self.info = Some(info);
+    }
+}
+
+/// The producer id and epoch of an idempotent producer.
+struct ProducerIdState {
+    id: i64,
+    epoch: i16,
+    /// Increases with every new id or epoch; 0 before the first.
+    generation: u64,
+    requesting: bool,
+    /// The epoch must be bumped before more batches are sent.
+    bump: bool,
+    /// The bump needs a new producer id (fenced, or the epoch is exhausted).
+    new_id: bool,
+}
+
+struct LeaderState {
+    jobs: mpsc::UnboundedSender<Drained>,
+    /// Produce requests handed over and not yet answered.
+    in_flight: usize,
+}
+
 struct State {
-    unresolved: HashMap<String, VecDeque<Unresolved>>,
-    resolving: HashSet<String>,
-    /// Topics whose metadata is being refreshed (leader unknown or changed).
-    refreshing: HashSet<String>,
-    queues: BTreeMap<(String, i32), PartitionQueue>,
-    /// Sticky partition per topic for unkeyed records, and whether a batch
-    /// was started on it.
-    sticky: HashMap<String, (i32, bool)>,
+    topics: HashMap<String, TopicState>,
+    leaders: HashMap<i32, LeaderState>,
+    pid: ProducerIdState,
+    /// `buffer.memory` bytes held by records not yet completed.
+    buffer_used: usize,
     /// Records accepted and not yet completed.
     outstanding: usize,
     flushing: usize,
     closed: bool,
+    /// When the sender task wakes next by itself (`None`: only when woken).
+    sender_deadline: Option<Instant>,
 }
 
 struct Inner {
     cluster: Arc<Cluster>,
     config: ProducerConfig,
+    idempotent: bool,
     state: Mutex<State>,
     /// Wakes the sender task.
     wake: Notify,
     /// Signalled when `outstanding` drops to zero.
     idle: Notify,
+    /// Signalled when buffer memory is released.
+    space: Notify,
+    /// Signalled after each metadata attempt of a resolver.
+    metadata: Notify,
 }
 
 /// The producer. Cheap to clone; the background sender stops when the last
@@ -256,9 +390,17 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// Why a record was not queued.
+enum Rejected {
+    NoMetadata(ProducerRecord, Completion),
+    Full(ProducerRecord, Completion),
+    Failed(ClientError),
+}
+
 impl Producer {
     /// A producer with its own connections. Must be called within a tokio runtime.
     pub fn new(config: ProducerConfig) -> Result<Producer, ClientError> {
+        config.validate()?;
         let cluster = Cluster::new(config.common.clone())?;
         Self::with_cluster(config, cluster)
     }
@@ -268,18 +410,13 @@ impl Producer {
         config: ProducerConfig,
         cluster: Arc<Cluster>,
     ) -> Result<Producer, ClientError> {
+        config.validate()?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             ClientError::InvalidArgument(
                 "the producer must be created within a tokio runtime".into(),
             )
         })?;
-        let inner = Arc::new(Inner {
-            cluster,
-            config,
-            state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            idle: Notify::new(),
-        });
+        let inner = Arc::new(Inner::new(cluster, config));
         handle.spawn(sender_loop(inner.clone()));
         Ok(Producer {
             _handle: Arc::new(CloseOnDrop(inner.clone())),
@@ -291,75 +428,102 @@ impl Producer {
         &self.inner.config
     }
 
-    /// Queues a record and returns a future of its delivery. Records are
-    /// queued in call order; records of one partition are written in that order.
-    pub fn send(&self, record: ProducerRecord) -> DeliveryFuture {
-        let size = record.estimated_size();
-        if size > self.inner.config.max_request_size {
-            return DeliveryFuture::failed(
-                KafkaError::new(ErrorCode::MessageTooLarge)
-                    .with_message(Some(format!(
-                        "the record is {size} bytes, more than max.request.size ({})",
-                        self.inner.config.max_request_size
-                    )))
-                    .with_topic(&record.topic)
-                    .into(),
-            );
-        }
-        if let Some(p) = record.partition {
-            if p < 0 {
-                return DeliveryFuture::failed(ClientError::InvalidArgument(format!(
-                    "invalid partition {p}"
-                )));
+    /// Whether the producer is idempotent (see [`ProducerConfig::idempotence`]).
+    pub fn is_idempotent(&self) -> bool {
+        self.inner.idempotent
+    }
+
+    /// The producer id and epoch, once an idempotent producer has them.
+    pub fn producer_id(&self) -> Option<(i64, i16)> {
+        let st = self.inner.state.lock();
+        (st.pid.generation > 0).then_some((st.pid.id, st.pid.epoch))
+    }
+
+    /// Queues a record and returns a future of its delivery. Waits up to
+    /// `max.block.ms` for the topic's metadata and for room in
+    /// `buffer.memory`, then fails ([`ClientError::MetadataTimeout`],
+    /// [`ClientError::BufferFull`]). Records of one partition are written in
+    /// call order.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        // The fast path is inline: no nested future to move the record into.
+        match self.inner.enqueue(record, Completion::Future(tx), true) {
+            Ok(()) => {}
+            Err(Rejected::Failed(e)) => return Err(e),
+            Err(Rejected::Full(r, c) | Rejected::NoMetadata(r, c)) => {
+                self.send_waiting(r, c).await?
             }
         }
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let (tx, rx) = oneshot::channel();
-        let mut st = self.inner.state.lock();
-        if st.closed {
-            return DeliveryFuture::failed(ClientError::Closed("producer"));
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Like [`Producer::send`], but `callback` gets the outcome instead of a
+    /// future. Callbacks of one partition's records run in order, on the
+    /// producer's tasks: keep them short, and do not wait on the producer in
+    /// them. When this returns an error, `callback` is not called.
+    pub async fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        match self
+            .inner
+            .enqueue(record, Completion::Callback(Box::new(callback)), true)
+        {
+            Ok(()) => Ok(()),
+            Err(Rejected::Failed(e)) => Err(e),
+            Err(Rejected::Full(r, c) | Rejected::NoMetadata(r, c)) => self.send_waiting(r, c).await,
         }
-        st.outstanding += 1;
-        let waiting_topic = st
-            .unresolved
-            .get(&record.topic)
-            .is_some_and(|q| !q.is_empty());
-        let info = if waiting_topic {
-            None
-        } else {
-            self.inner.cluster.cached_topic(&record.topic)
-        };
-        match info.and_then(|t| {
-            choose_partition(&mut st, &t, &record, self.inner.config.batch_size).map(|p| (t, p))
-        }) {
-            Some((_, partition)) => {
-                let new_batch = append(
-                    &self.inner.config,
-                    &mut st,
-                    partition,
-                    record,
-                    timestamp,
-                    tx,
-                );
-                if new_batch {
-                    self.inner.wake.notify_one();
+    }
+
+    /// Queues a record without waiting: fails at once with
+    /// [`ClientError::BufferFull`] if `buffer.memory` has no room. A record
+    /// whose topic's metadata is not known yet is queued until it is (and
+    /// fails if it is not within `delivery.timeout.ms`).
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        match self.inner.enqueue(record, Completion::Future(tx), false) {
+            Ok(()) => Ok(DeliveryFuture { rx }),
+            Err(Rejected::Failed(e)) => Err(e),
+            Err(Rejected::Full(r, _)) => Err(self.inner.buffer_full(&r, Duration::ZERO)),
+            Err(Rejected::NoMetadata(..)) => Err(ClientError::InvalidArgument(
+                "internal error: try_send without metadata".into(),
+            )),
+        }
+    }
+
+    /// The slow path of `send`: waits for buffer room or metadata.
+    async fn send_waiting(
+        &self,
+        mut record: ProducerRecord,
+        mut completion: Completion,
+    ) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        let start = Instant::now();
+        let deadline = start + inner.config.max_block;
+        loop {
+            // Register interest before checking again, so no wake-up is lost.
+            let space = inner.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            match inner.enqueue(record, completion, true) {
+                Ok(()) => return Ok(()),
+                Err(Rejected::Failed(e)) => return Err(e),
+                Err(Rejected::Full(r, c)) => {
+                    if tokio::time::timeout_at(deadline.into(), space)
+                        .await
+                        .is_err()
+                    {
+                        return Err(inner.buffer_full(&r, start.elapsed()));
+                    }
+                    (record, completion) = (r, c);
+                }
+                Err(Rejected::NoMetadata(r, c)) => {
+                    let until = deadline.min(start + inner.config.delivery_timeout);
+                    inner.wait_metadata(&r.topic, start, until).await?;
+                    (record, completion) = (r, c);
                 }
             }
-            None => {
-                st.unresolved
-                    .entry(record.topic.clone())
-                    .or_default()
-                    .push_back(Unresolved {
-                        record,
-                        timestamp,
-                        reply: tx,
-                        enqueued: Instant::now(),
-                    });
-                self.inner.wake.notify_one();
-            }
-        }
-        DeliveryFuture {
-            state: DeliveryState::Waiting(rx),
         }
     }
 
@@ -386,83 +550,440 @@ impl Producer {
     }
 }
 
-/// The partition of `record`, or `None` if the metadata cannot place it
-/// (explicit partition out of range, or no available partition).
-fn choose_partition(
-    st: &mut State,
-    topic: &TopicInfo,
-    record: &ProducerRecord,
-    batch_size: usize,
-) -> Option<i32> {
-    let n = i32::try_from(topic.partitions.len()).ok()?;
-    if n == 0 {
-        return None;
-    }
-    if let Some(p) = record.partition {
-        return (p < n).then_some(p);
-    }
-    if let Some(key) = &record.key {
-        return Some(partition_for_key(key, n));
-    }
-    // Sticky: keep the partition while its open batch has room; move on when
-    // a new batch would be started after the previous one closed.
-    let current = st.sticky.get(&topic.name).copied();
-    if let Some((p, started)) = current {
-        let open = st
-            .queues
-            .get(&(topic.name.clone(), p))
-            .and_then(|q| q.batches.back())
-            .is_some_and(|b| {
-                !b.full && b.builder.is_some() && b.size + record.estimated_size() <= batch_size
-            });
-        if open || !started {
-            return Some(p);
+impl Inner {
+    fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Inner {
+        Inner {
+            cluster,
+            idempotent: config.idempotence(),
+            config,
+            state: Mutex::new(State {
+                topics: HashMap::new(),
+                leaders: HashMap::new(),
+                pid: ProducerIdState {
+                    id: -1,
+                    epoch: -1,
+                    generation: 0,
+                    requesting: false,
+                    bump: false,
+                    new_id: false,
+                },
+                buffer_used: 0,
+                outstanding: 0,
+                flushing: 0,
+                closed: false,
+                sender_deadline: None,
+            }),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            space: Notify::new(),
+            metadata: Notify::new(),
         }
     }
-    let available: Vec<i32> = topic.available_partitions().map(|p| p.partition).collect();
-    let pool: Vec<i32> = if available.is_empty() {
-        (0..n).collect()
-    } else {
-        available
+
+    fn buffer_full(&self, record: &ProducerRecord, waited: Duration) -> ClientError {
+        ClientError::BufferFull {
+            size: record.estimated_size(),
+            buffer_memory: self.config.buffer_memory,
+            waited,
+        }
+    }
+
+    /// Checks a record and queues it. With `wait`, a record whose topic has no
+    /// metadata yet is handed back rather than queued.
+    // The record is handed back by value on the (rare) rejections rather than boxed.
+    #[allow(clippy::result_large_err)]
+    fn enqueue(
+        self: &Arc<Self>,
+        record: ProducerRecord,
+        completion: Completion,
+        wait: bool,
+    ) -> Result<(), Rejected> {
+        let cfg = &self.config;
+        let size = record.estimated_size();
+        if size > cfg.max_request_size || size > cfg.buffer_memory {
+            let (limit, name) = if size > cfg.max_request_size {
+                (cfg.max_request_size, "max.request.size")
+            } else {
+                (cfg.buffer_memory, "buffer.memory")
+            };
+            return Err(Rejected::Failed(
+                KafkaError::new(ErrorCode::MessageTooLarge)
+                    .with_message(Some(format!(
+                        "the record is {size} bytes, more than {name} ({limit})"
+                    )))
+                    .with_topic(&record.topic)
+                    .into(),
+            ));
+        }
+        if let Some(p) = record.partition {
+            if p < 0 {
+                return Err(Rejected::Failed(ClientError::InvalidArgument(format!(
+                    "invalid partition {p}"
+                ))));
+            }
+        }
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.closed {
+            return Err(Rejected::Failed(ClientError::Closed("producer")));
+        }
+        if st.buffer_used + size > cfg.buffer_memory {
+            return Err(Rejected::Full(record, completion));
+        }
+        let ts = match st.topics.get_mut(record.topic.as_str()) {
+            Some(ts) => ts,
+            None => st.topics.entry(record.topic.clone()).or_default(),
+        };
+        if ts.info.is_none() || !ts.unresolved.is_empty() {
+            if wait && ts.info.is_none() {
+                return Err(Rejected::NoMetadata(record, completion));
+            }
+            let timestamp = record.timestamp.unwrap_or_else(now_ms);
+            let spawn = (!ts.resolving).then(|| record.topic.clone());
+            ts.resolving = true;
+            ts.unresolved.push_back(Unresolved {
+                record,
+                timestamp,
+                completion,
+                enqueued: Instant::now(),
+                size,
+            });
+            st.buffer_used += size;
+            st.outstanding += 1;
+            drop(guard);
+            if let Some(topic) = spawn {
+                tokio::spawn(resolve_topic(self.clone(), topic));
+            }
+            return Ok(());
+        }
+        let partition = match choose_partition(cfg, ts, &record, size) {
+            Ok(p) => p,
+            Err(e) => return Err(Rejected::Failed(e)),
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let mut signal = append(cfg, ts, partition, &record, size, timestamp, completion);
+        if signal && ts.partitions[partition as usize].batches.len() > 1 {
+            // A batch filled up behind others. If the leader has no room for
+            // another request, the next response drains it: no wake-up needed.
+            let leader = ts
+                .info
+                .as_ref()
+                .and_then(|i| i.partition(partition))
+                .and_then(|p| p.leader);
+            signal = leader
+                .and_then(|l| st.leaders.get(&l))
+                .is_none_or(|l| l.in_flight < cfg.max_in_flight);
+        }
+        st.buffer_used += size;
+        st.outstanding += 1;
+        drop(guard);
+        if signal {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Waits until `topic` has metadata (or a final error), up to `until`.
+    async fn wait_metadata(
+        self: &Arc<Self>,
+        topic: &str,
+        start: Instant,
+        until: Instant,
+    ) -> Result<(), ClientError> {
+        struct Waiter<'a>(&'a Inner, &'a str);
+        impl Drop for Waiter<'_> {
+            fn drop(&mut self) {
+                if let Some(ts) = self.0.state.lock().topics.get_mut(self.1) {
+                    ts.waiters = ts.waiters.saturating_sub(1);
+                }
+            }
+        }
+        self.state
+            .lock()
+            .topics
+            .entry(topic.to_string())
+            .or_default()
+            .waiters += 1;
+        let _waiter = Waiter(self, topic);
+        loop {
+            let notified = self.metadata.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let spawn = {
+                let mut st = self.state.lock();
+                let ts = st.topics.entry(topic.to_string()).or_default();
+                if ts.info.is_some() {
+                    return Ok(());
+                }
+                if let Some((e, true, at)) = &ts.last_error {
+                    if *at >= start {
+                        return Err(e.clone());
+                    }
+                }
+                let spawn = !ts.resolving;
+                ts.resolving = true;
+                spawn
+            };
+            if spawn {
+                tokio::spawn(resolve_topic(self.clone(), topic.to_string()));
+            }
+            if tokio::time::timeout_at(until.into(), notified)
+                .await
+                .is_err()
+            {
+                let reason = self
+                    .state
+                    .lock()
+                    .topics
+                    .get(topic)
+                    .and_then(|ts| ts.last_error.as_ref().map(|(e, _, _)| e.to_string()))
+                    .unwrap_or_else(|| "no metadata response".to_string());
+                return Err(ClientError::MetadataTimeout {
+                    topic: topic.to_string(),
+                    timeout: until.saturating_duration_since(start),
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+/// Releases the `buffer.memory` bytes of finished records and wakes the
+/// `send` calls waiting for room.
+fn release(inner: &Inner, st: &mut State, memory: usize) {
+    st.buffer_used = st.buffer_used.saturating_sub(memory);
+    if memory > 0 {
+        inner.space.notify_waiters();
+    }
+}
+
+/// Counts `records` as completed, once their completions ran (so `flush`
+/// returns after the callbacks of the records it waited for).
+fn settled(inner: &Inner, records: usize) {
+    if records == 0 {
+        return;
+    }
+    let mut st = inner.state.lock();
+    st.outstanding = st.outstanding.saturating_sub(records);
+    if st.outstanding == 0 {
+        inner.idle.notify_waiters();
+        if st.closed {
+            inner.wake.notify_one();
+        }
+    }
+}
+
+/// Fetches a topic's metadata (retrying while the topic is unknown or has no
+/// partitions) and moves its waiting records into batches; fails waiting
+/// records after `delivery.timeout.ms`, or at once on a final error.
+async fn resolve_topic(inner: Arc<Inner>, topic: String) {
+    let cfg = &inner.config;
+    let mut backoff = inner.cluster.config().retry_backoff;
+    loop {
+        let res = match inner.cluster.topic(&topic, true).await {
+            Ok(info) if info.partitions.is_empty() => Err((
+                KafkaError::new(ErrorCode::LeaderNotAvailable)
+                    .with_topic(&topic)
+                    .into(),
+                false,
+            )),
+            Ok(info) => Ok(info),
+            Err(e) => {
+                let final_error = match &e {
+                    ClientError::Kafka(k) => {
+                        !(k.is_retriable() || k.code == ErrorCode::UnknownTopicOrPartition)
+                    }
+                    other => !other.is_retriable(),
+                };
+                Err((e, final_error))
+            }
+        };
+        let mut failed: Vec<(Completion, ClientError)> = Vec::new();
+        let mut placed = false;
+        let done = {
+            let mut guard = inner.state.lock();
+            let st = &mut *guard;
+            let ts = st.topics.entry(topic.clone()).or_default();
+            let mut freed = (0, 0);
+            let done = match res {
+                Ok(info) => {
+                    ts.set_info(info);
+                    ts.last_error = None;
+                    for u in std::mem::take(&mut ts.unresolved) {
+                        match choose_partition(cfg, ts, &u.record, u.size) {
+                            Ok(p) => {
+                                append(cfg, ts, p, &u.record, u.size, u.timestamp, u.completion);
+                                placed = true;
+                            }
+                            Err(e) => {
+                                freed.0 += 1;
+                                freed.1 += u.size;
+                                failed.push((u.completion, e));
+                            }
+                        }
+                    }
+                    true
+                }
+                Err((e, final_error)) => {
+                    tracing::debug!(%topic, error = %e, "no metadata for topic");
+                    let now = Instant::now();
+                    while let Some(u) = ts.unresolved.front() {
+                        if !final_error && u.enqueued + cfg.delivery_timeout > now {
+                            break;
+                        }
+                        let Some(u) = ts.unresolved.pop_front() else {
+                            break;
+                        };
+                        let err = if final_error {
+                            e.clone()
+                        } else {
+                            ClientError::MetadataTimeout {
+                                topic: topic.clone(),
+                                timeout: cfg.delivery_timeout,
+                                reason: e.to_string(),
+                            }
+                        };
+                        freed.0 += 1;
+                        freed.1 += u.size;
+                        failed.push((u.completion, err));
+                    }
+                    ts.last_error = Some((e, final_error, now));
+                    final_error || (ts.unresolved.is_empty() && ts.waiters == 0)
+                }
+            };
+            if done {
+                ts.resolving = false;
+            }
+            release(&inner, st, freed.1);
+            done
+        };
+        let n = failed.len();
+        for (c, e) in failed {
+            c.complete(Err(e));
+        }
+        settled(&inner, n);
+        inner.metadata.notify_waiters();
+        if placed {
+            inner.wake.notify_one();
+        }
+        if done {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The partition of `record` among the topic's partitions.
+fn choose_partition(
+    cfg: &ProducerConfig,
+    ts: &mut TopicState,
+    record: &ProducerRecord,
+    size: usize,
+) -> Result<i32, ClientError> {
+    let TopicState { info, sticky, .. } = ts;
+    let Some(info) = info.as_ref() else {
+        return Err(KafkaError::new(ErrorCode::LeaderNotAvailable)
+            .with_topic(&record.topic)
+            .into());
     };
-    let prev = current.map(|(p, _)| p);
-    let candidates: Vec<i32> = if pool.len() > 1 {
-        pool.iter().copied().filter(|p| Some(*p) != prev).collect()
+    let n = i32::try_from(info.partitions.len()).unwrap_or(i32::MAX);
+    if let Some(p) = record.partition {
+        return if p < n {
+            Ok(p)
+        } else {
+            Err(KafkaError::new(ErrorCode::UnknownTopicOrPartition)
+                .with_partition(&record.topic, p)
+                .into())
+        };
+    }
+    if n == 0 {
+        return Err(KafkaError::new(ErrorCode::LeaderNotAvailable)
+            .with_topic(&record.topic)
+            .into());
+    }
+    if let PartitionerChoice::Custom(partitioner) = &cfg.partitioner {
+        let p = partitioner.partition(info, record.key.as_deref(), record.value.as_deref());
+        return if (0..n).contains(&p) {
+            Ok(p)
+        } else {
+            Err(ClientError::InvalidArgument(format!(
+                "the partitioner chose partition {p} of topic '{}', which has {n} partitions",
+                record.topic
+            )))
+        };
+    }
+    if let Some(key) = &record.key {
+        if !cfg.partitioner_ignore_keys {
+            return Ok(partition_for_key(key, n));
+        }
+    }
+    // Uniform sticky (KIP-794): stay on a partition until batch.size bytes
+    // went to it, then move to another available one at random.
+    if let Some((p, bytes)) = sticky {
+        if *bytes < cfg.batch_size && *p < n {
+            *bytes += size;
+            return Ok(*p);
+        }
+    }
+    let prev = sticky.map(|(p, _)| p);
+    let available = info
+        .available_partitions()
+        .filter(|x| Some(x.partition) != prev)
+        .count();
+    let mut rng = rand::thread_rng();
+    let p = if available > 0 {
+        let i = rng.gen_range(0..available);
+        info.available_partitions()
+            .filter(|x| Some(x.partition) != prev)
+            .nth(i)
+            .map_or(0, |x| x.partition)
+    } else if info.available_partitions().count() == 1 {
+        prev.unwrap_or(0)
     } else {
-        pool
+        rng.gen_range(0..n)
     };
-    let p = candidates[rand::thread_rng().gen_range(0..candidates.len())];
-    st.sticky.insert(topic.name.clone(), (p, false));
-    Some(p)
+    *sticky = Some((p, size));
+    Ok(p)
 }
 
 /// Appends a record to the partition's open batch (starting a new one if
-/// needed). Returns whether a batch became ready (full) or was created.
+/// needed). Returns whether a batch was created or became full.
 fn append(
-    config: &ProducerConfig,
-    st: &mut State,
+    cfg: &ProducerConfig,
+    ts: &mut TopicState,
     partition: i32,
-    record: ProducerRecord,
+    record: &ProducerRecord,
+    size: usize,
     timestamp: i64,
-    reply: Reply,
+    completion: Completion,
 ) -> bool {
-    let size = record.estimated_size();
-    let q = st
-        .queues
-        .entry((record.topic.clone(), partition))
-        .or_default();
+    let index = usize::try_from(partition).unwrap_or(0);
+    if ts.partitions.len() <= index {
+        ts.partitions
+            .resize_with(index + 1, PartitionQueue::default);
+    }
+    let q = &mut ts.partitions[index];
     let fits = q.batches.back().is_some_and(|b| {
-        !b.full
-            && b.builder.is_some()
-            && (b.replies.is_empty() || b.size + size <= config.batch_size)
+        !b.full && b.builder.is_some() && (b.records.is_empty() || b.size + size <= cfg.batch_size)
     });
     let mut signal = false;
     if !fits {
         if let Some(b) = q.batches.back_mut() {
             b.full = true;
         }
-        q.batches
-            .push_back(Batch::new(config.compression, timestamp));
+        let order = q.next_order;
+        q.next_order += 1;
+        let mut b = Batch::new(cfg.compression, timestamp, order);
+        b.records
+            .reserve((cfg.batch_size / size.max(1)).clamp(1, 4096));
+        if let Some(builder) = b.builder.as_mut() {
+            // Room for a full batch (capped), so appends do not reallocate.
+            builder.reserve(cfg.batch_size.clamp(size, 1 << 20));
+        }
+        q.batches.push_back(b);
         signal = true;
     }
     let Some(b) = q.batches.back_mut() else {
@@ -477,58 +998,61 @@ fn append(
         );
     }
     b.size += size;
-    b.replies.push((reply, timestamp));
-    if b.size >= config.batch_size {
+    b.memory += size;
+    b.records.push((completion, timestamp));
+    if b.size >= cfg.batch_size {
         b.full = true;
         signal = true;
-    }
-    if record.key.is_none() && record.partition.is_none() {
-        if let Some(s) = st.sticky.get_mut(&record.topic) {
-            if s.0 == partition {
-                s.1 = true;
-            }
-        }
     }
     signal
 }
 
-/// Completes `n` records: decrements the outstanding count and wakes flushers.
-fn completed(inner: &Inner, st: &mut State, n: usize) {
-    st.outstanding = st.outstanding.saturating_sub(n);
-    if st.outstanding == 0 {
-        inner.idle.notify_waiters();
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap to 0.
+fn increment_sequence(base: i32, n: i32) -> i32 {
+    if base > i32::MAX - n {
+        n - (i32::MAX - base) - 1
+    } else {
+        base + n
+    }
+}
+
+/// Gives a batch its producer id, epoch and base sequence.
+fn apply_seq(b: &mut Batch, id: i64, epoch: i16, base: i32) {
+    if let Some(builder) = b.builder.take() {
+        b.builder = Some(builder.producer(id, epoch, base));
+    } else if let Some(built) = &b.built {
+        let mut bytes = built.to_vec();
+        set_producer_state(&mut bytes, id, epoch, base);
+        b.built = Some(Bytes::from(bytes));
     }
 }
 
 async fn sender_loop(inner: Arc<Inner>) {
     loop {
         let wake = inner.wake.notified();
-        let (ready, resolve, next_deadline, done) = {
+        let mut expired = Vec::new();
+        let (next, init, refresh, done) = {
             let mut st = inner.state.lock();
-            let resolve: Vec<String> = st
-                .unresolved
-                .iter()
-                .filter(|(t, q)| !q.is_empty() && !st.resolving.contains(*t))
-                .map(|(t, _)| t.clone())
-                .collect();
-            for t in &resolve {
-                st.resolving.insert(t.clone());
-            }
-            let (ready, next) = drain_ready(&inner, &mut st);
+            let (next, init, refresh) = drain(&inner, &mut st, &mut expired);
+            st.sender_deadline = next;
             let done = st.closed && st.outstanding == 0;
-            (ready, resolve, next, done)
+            if done {
+                st.leaders.clear();
+            }
+            (next, init, refresh, done)
         };
+        complete_expired(&inner, expired);
         if done {
             tracing::debug!("producer sender stopped");
             return;
         }
-        for topic in resolve {
-            tokio::spawn(resolve_topic(inner.clone(), topic));
+        if init {
+            tokio::spawn(init_producer_id(inner.clone()));
         }
-        for (leader, batches) in ready {
-            tokio::spawn(send_to_leader(inner.clone(), leader, batches));
+        for topic in refresh {
+            spawn_refresh(&inner, topic);
         }
-        match next_deadline {
+        match next {
             Some(d) => {
                 let _ = tokio::time::timeout_at(d.into(), wake).await;
             }
@@ -537,169 +1061,295 @@ async fn sender_loop(inner: Arc<Inner>) {
     }
 }
 
-type Drained = Vec<((String, i32), Batch)>;
+type Drained = Vec<(String, i32, Batch)>;
+type Expired = Vec<(Vec<(Completion, i64)>, ClientError)>;
 
-/// Takes the batches that are ready to send, grouped by leader, marking their
-/// partitions in flight; fails expired batches. Returns the earliest time at
-/// which a waiting batch becomes ready.
-fn drain_ready(inner: &Arc<Inner>, st: &mut State) -> (BTreeMap<i32, Drained>, Option<Instant>) {
+/// Fails expired batches, then hands the ready batches to the brokers' tasks
+/// as Produce requests (within `max.in.flight.requests.per.connection` and
+/// `max.request.size`). Returns the earliest time at which a waiting batch
+/// becomes ready, whether a producer id must be requested, and the topics
+/// whose metadata must be refreshed.
+fn drain(
+    inner: &Arc<Inner>,
+    st: &mut State,
+    expired: &mut Expired,
+) -> (Option<Instant>, bool, Vec<String>) {
     let cfg = &inner.config;
     let now = Instant::now();
     let force = st.flushing > 0 || st.closed;
-    let mut ready: BTreeMap<i32, Drained> = BTreeMap::new();
     let mut next: Option<Instant> = None;
-    let mut expired = Vec::new();
-    let mut refresh = HashSet::new();
-    let mut request_bytes: HashMap<i32, usize> = HashMap::new();
     let earliest = |t: Instant, next: &mut Option<Instant>| {
         *next = Some(next.map_or(t, |n: Instant| n.min(t)));
     };
-    for ((topic, partition), q) in st.queues.iter_mut() {
-        // Expire batches waiting longer than delivery.timeout.ms (not in flight).
-        while let Some(b) = q.batches.front() {
-            if q.in_flight || b.created + cfg.delivery_timeout > now {
-                break;
-            }
-            if let Some(b) = q.batches.pop_front() {
-                expired.push((topic.clone(), *partition, b));
-            }
-        }
-        if let Some(b) = q.batches.front() {
-            earliest(b.created + cfg.delivery_timeout, &mut next);
-        }
-        if q.in_flight {
-            continue;
-        }
-        if let Some(at) = q.retry_at {
-            if at > now {
-                earliest(at, &mut next);
-                continue;
-            }
-            q.retry_at = None;
-        }
-        let Some(front) = q.batches.front() else {
-            continue;
-        };
-        let linger_end = front.created + cfg.linger;
-        let is_ready = force
-            || front.full
-            || q.batches.len() > 1
-            || linger_end <= now
-            || front.built.is_some();
-        if !is_ready {
-            earliest(linger_end, &mut next);
-            continue;
-        }
-        let leader = inner
-            .cluster
-            .cached_topic(topic)
-            .and_then(|t| t.partition(*partition).and_then(|p| p.leader));
-        let Some(leader) = leader else {
-            refresh.insert(topic.clone());
-            earliest(now + inner.cluster.config().retry_backoff, &mut next);
-            continue;
-        };
-        // Keep each request within max.request.size (a lone batch may exceed it).
-        let size = front.built.as_ref().map_or(front.size, Bytes::len);
-        let bytes = request_bytes.entry(leader).or_insert(0usize);
-        if *bytes > 0 && *bytes + size > cfg.max_request_size {
-            earliest(now, &mut next);
-            continue;
-        }
-        *bytes += size;
-        let Some(mut b) = q.batches.pop_front() else {
-            continue;
-        };
-        b.full = true;
-        q.in_flight = true;
-        ready
-            .entry(leader)
-            .or_default()
-            .push(((topic.clone(), *partition), b));
-    }
-    for (topic, partition, b) in expired {
-        let n = b.replies.len();
-        b.fail(&ClientError::OperationTimeout {
-            what: format!("delivery to topic '{topic}' partition {partition}"),
-            timeout: cfg.delivery_timeout,
-        });
-        completed(inner, st, n);
-    }
-    for topic in refresh {
-        spawn_refresh(inner, st, &topic);
-    }
-    (ready, next)
-}
-
-/// Fetches the topic's metadata and moves its waiting records into batches
-/// (or fails them).
-async fn resolve_topic(inner: Arc<Inner>, topic: String) {
-    let timeout = inner
-        .config
-        .delivery_timeout
-        .min(inner.cluster.config().request_timeout * 2);
-    inner.cluster.invalidate(&topic);
-    let res = inner
-        .cluster
-        .topic_with_leaders(&topic, true, timeout)
-        .await;
-    let mut st = inner.state.lock();
-    st.resolving.remove(&topic);
-    let waiting = st.unresolved.remove(&topic).unwrap_or_default();
-    let mut failed = 0;
-    for u in waiting {
-        match &res {
-            Ok(info) => match choose_partition(&mut st, info, &u.record, inner.config.batch_size) {
-                Some(p) => {
-                    append(&inner.config, &mut st, p, u.record, u.timestamp, u.reply);
+    let mut refresh = Vec::new();
+    let mut freed = (0, 0);
+    let mut queued = false;
+    let generation = st.pid.generation;
+    for (name, ts) in st.topics.iter_mut() {
+        if ts.info.is_some() {
+            match inner.cluster.cached_topic(name) {
+                Some(fresh) => {
+                    if !ts.info.as_ref().is_some_and(|i| Arc::ptr_eq(i, &fresh)) {
+                        ts.set_info(fresh);
+                    }
                 }
                 None => {
-                    let p = u.record.partition.unwrap_or(-1);
-                    let _ = u
-                        .reply
-                        .send(Err(KafkaError::new(ErrorCode::UnknownTopicOrPartition)
-                            .with_partition(&topic, p)
-                            .into()));
-                    failed += 1;
+                    if !ts.refreshing {
+                        ts.refreshing = true;
+                        refresh.push(name.clone());
+                    }
                 }
-            },
-            Err(e) => {
-                tracing::debug!(%topic, waited_ms = u.enqueued.elapsed().as_millis() as u64, "metadata failed");
-                let _ = u.reply.send(Err(e.clone()));
-                failed += 1;
+            }
+        }
+        for (p, q) in ts.partitions.iter_mut().enumerate() {
+            while let Some(b) = q.batches.front() {
+                if b.created + cfg.delivery_timeout > now {
+                    earliest(b.created + cfg.delivery_timeout, &mut next);
+                    break;
+                }
+                let Some(b) = q.batches.pop_front() else {
+                    break;
+                };
+                if inner.idempotent && b.seq.is_some_and(|s| s.generation == generation) {
+                    st.pid.bump = true;
+                }
+                freed.0 += b.records.len();
+                freed.1 += b.memory;
+                expired.push((
+                    b.records,
+                    ClientError::OperationTimeout {
+                        what: format!(
+                            "delivery to topic '{name}' partition {p} (delivery.timeout.ms)"
+                        ),
+                        timeout: cfg.delivery_timeout,
+                    },
+                ));
+            }
+            queued |= !q.batches.is_empty();
+        }
+    }
+    release(inner, st, freed.1);
+    // Like the Java client, an idempotent producer bumps its epoch locally
+    // (the broker accepts a newer epoch starting at sequence 0); a new
+    // producer id is requested first, when fenced, or when the epoch is exhausted.
+    if inner.idempotent && st.pid.bump && !st.pid.requesting {
+        if st.pid.new_id || st.pid.generation == 0 || st.pid.epoch >= i16::MAX - 1 {
+            st.pid.new_id = true;
+        } else {
+            st.pid.epoch += 1;
+            st.pid.generation += 1;
+            st.pid.bump = false;
+            tracing::debug!(
+                producer_id = st.pid.id,
+                epoch = st.pid.epoch,
+                "producer epoch bumped"
+            );
+        }
+    }
+    let init = inner.idempotent
+        && queued
+        && !st.pid.requesting
+        && (st.pid.generation == 0 || st.pid.new_id);
+    if init {
+        st.pid.requesting = true;
+    }
+    if inner.idempotent && (st.pid.generation == 0 || st.pid.bump || st.pid.requesting) {
+        return (next, init, refresh);
+    }
+    let State {
+        topics,
+        leaders,
+        pid,
+        ..
+    } = st;
+    loop {
+        let mut requests: BTreeMap<i32, (Drained, usize)> = BTreeMap::new();
+        for (name, ts) in topics.iter_mut() {
+            let TopicState {
+                info,
+                partitions,
+                refreshing,
+                ..
+            } = ts;
+            for (p, q) in partitions.iter_mut().enumerate() {
+                let Some(front) = q.batches.front() else {
+                    continue;
+                };
+                if let Some(at) = front.retry_at {
+                    if at > now {
+                        earliest(at, &mut next);
+                        continue;
+                    }
+                }
+                let is_retry = front.attempts > 0;
+                // A retry of an idempotent batch goes alone, after the
+                // partition's batches in flight settled (they come back in order).
+                if inner.idempotent && is_retry && q.in_flight > 0 {
+                    continue;
+                }
+                let linger_end = front.created + cfg.linger;
+                if !(force || front.full || q.batches.len() > 1 || is_retry || linger_end <= now) {
+                    earliest(linger_end, &mut next);
+                    continue;
+                }
+                let partition = i32::try_from(p).unwrap_or(i32::MAX);
+                let leader = info
+                    .as_ref()
+                    .and_then(|i| i.partition(partition).and_then(|x| x.leader));
+                let Some(leader) = leader else {
+                    if !*refreshing {
+                        *refreshing = true;
+                        refresh.push(name.clone());
+                    }
+                    earliest(now + inner.cluster.config().retry_backoff, &mut next);
+                    continue;
+                };
+                let (req, bytes) = requests.entry(leader).or_default();
+                if req.is_empty()
+                    && leaders.get(&leader).map_or(0, |l| l.in_flight) >= cfg.max_in_flight
+                {
+                    continue; // resumes when a response arrives
+                }
+                let size = front.built.as_ref().map_or(front.size, Bytes::len);
+                if !req.is_empty() && *bytes + size > cfg.max_request_size {
+                    earliest(now, &mut next);
+                    continue;
+                }
+                if inner.idempotent && q.seq_generation != pid.generation {
+                    if q.in_flight > 0 {
+                        continue; // the old epoch's batches settle first
+                    }
+                    q.seq_generation = pid.generation;
+                    q.next_seq = 0;
+                    q.acked_next = 0;
+                }
+                let Some(mut b) = q.batches.pop_front() else {
+                    continue;
+                };
+                if inner.idempotent && b.seq.is_none_or(|s| s.generation != pid.generation) {
+                    let base = q.next_seq;
+                    q.next_seq = increment_sequence(base, b.count());
+                    b.seq = Some(Seq {
+                        generation: pid.generation,
+                        base,
+                    });
+                    apply_seq(&mut b, pid.id, pid.epoch, base);
+                }
+                b.full = true;
+                q.in_flight += 1;
+                *bytes += size;
+                req.push((name.clone(), partition, b));
+            }
+        }
+        requests.retain(|_, (r, _)| !r.is_empty());
+        if requests.is_empty() {
+            break;
+        }
+        for (leader, (batches, _)) in requests {
+            let l = leaders
+                .entry(leader)
+                .or_insert_with(|| spawn_leader(inner, leader));
+            l.in_flight += 1;
+            if let Err(mpsc::error::SendError(batches)) = l.jobs.send(batches) {
+                let mut fresh = spawn_leader(inner, leader);
+                fresh.in_flight = l.in_flight;
+                let _ = fresh.jobs.send(batches);
+                *l = fresh;
             }
         }
     }
-    completed(&inner, &mut st, failed);
-    drop(st);
-    inner.wake.notify_one();
+    (next, false, refresh)
 }
 
-/// Sends one Produce request with the batches to `leader` and completes or
-/// requeues them.
-async fn send_to_leader(inner: Arc<Inner>, leader: i32, mut batches: Drained) {
+fn spawn_leader(inner: &Arc<Inner>, leader: i32) -> LeaderState {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(leader_loop(inner.clone(), leader, rx));
+    LeaderState {
+        jobs: tx,
+        in_flight: 0,
+    }
+}
+
+type PendingProduce = Pin<Box<dyn Future<Output = Result<ProduceResponse, ClientError>> + Send>>;
+
+/// One broker's task: writes the Produce requests it is handed in order on
+/// the broker's connection and completes them as their responses arrive (in
+/// order too).
+async fn leader_loop(inner: Arc<Inner>, leader: i32, mut jobs: mpsc::UnboundedReceiver<Drained>) {
+    let mut conn: Option<Arc<crate::connection::Connection>> = None;
+    let mut in_flight: VecDeque<(Drained, PendingProduce)> = VecDeque::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            res = async {
+                match in_flight.front_mut() {
+                    Some((_, f)) => f.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if !in_flight.is_empty() => {
+                if let Some((batches, _)) = in_flight.pop_front() {
+                    complete_request(&inner, leader, batches, res.map(Some));
+                }
+            }
+            job = jobs.recv(), if open => match job {
+                None => open = false,
+                Some(batches) => {
+                    if let Some(p) = submit(&inner, leader, &mut conn, batches).await {
+                        in_flight.push_back(p);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Encodes the batches and writes one Produce request; returns its pending
+/// response (`None` once completed: acks=0, or failed).
+async fn submit(
+    inner: &Arc<Inner>,
+    leader: i32,
+    conn: &mut Option<Arc<crate::connection::Connection>>,
+    mut batches: Drained,
+) -> Option<(Drained, PendingProduce)> {
     let cfg = &inner.config;
-    let mut build_errors = Vec::new();
-    for (i, (_, b)) in batches.iter_mut().enumerate() {
+    let mut bad = Vec::new();
+    let mut i = 0;
+    while i < batches.len() {
+        let b = &mut batches[i].2;
         if b.built.is_none() {
             match b.builder.take().map(RecordBatchBuilder::build) {
                 Some(Ok(bytes)) => b.built = Some(bytes),
-                Some(Err(e)) => build_errors.push((i, ClientError::from(e))),
-                None => build_errors.push((i, ClientError::Records("batch has no records".into()))),
+                Some(Err(e)) => {
+                    bad.push((batches.remove(i), ClientError::from(e)));
+                    continue;
+                }
+                None => {
+                    bad.push((
+                        batches.remove(i),
+                        ClientError::Records("batch has no records".into()),
+                    ));
+                    continue;
+                }
             }
         }
+        i += 1;
     }
-    // Fail batches that could not be encoded.
-    for (i, e) in build_errors.into_iter().rev() {
-        let ((topic, partition), b) = batches.remove(i);
-        finish(&inner, &topic, partition, b, Err(e));
+    if !bad.is_empty() {
+        finish_all(
+            inner,
+            None,
+            bad.into_iter()
+                .map(|((t, p, b), e)| (t, p, b, Err(e)))
+                .collect(),
+        );
     }
     if batches.is_empty() {
-        inner.wake.notify_one();
-        return;
+        complete_request(inner, leader, Vec::new(), Ok(None));
+        return None;
     }
     let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
-    for ((topic, partition), b) in &batches {
+    for (topic, partition, b) in &batches {
         topics
             .entry(topic.as_str())
             .or_default()
@@ -720,27 +1370,47 @@ async fn send_to_leader(inner: Arc<Inner>, leader: i32, mut batches: Drained) {
             })
             .collect(),
     };
-    let result = match inner.cluster.connection(leader).await {
-        Ok(conn) if cfg.acks == Acks::None => conn.send_no_response(&req).await.map(|_| None),
-        Ok(conn) => conn.send(&req).await.map(Some),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(None) => {
-            for ((topic, partition), b) in batches {
-                let meta = |ts| RecordMetadata {
-                    topic: topic.clone(),
-                    partition,
-                    offset: -1,
-                    timestamp: ts,
-                };
-                let n = b.replies.len();
-                for (tx, ts) in b.replies {
-                    let _ = tx.send(Ok(meta(ts)));
-                }
-                done_partition(&inner, &topic, partition, n);
+    let c = match conn.as_ref().filter(|c| c.is_open()) {
+        Some(c) => c.clone(),
+        None => match inner.cluster.connection(leader).await {
+            Ok(c) => {
+                *conn = Some(c.clone());
+                c
             }
+            Err(e) => {
+                complete_request(inner, leader, batches, Err(e));
+                return None;
+            }
+        },
+    };
+    if cfg.acks == Acks::None {
+        let res = c.send_no_response(&req).await.map(|_| None);
+        complete_request(inner, leader, batches, res);
+        return None;
+    }
+    match c.queue(&req).await {
+        Ok(p) => Some((batches, Box::pin(p.response()))),
+        Err(e) => {
+            complete_request(inner, leader, batches, Err(e));
+            None
         }
+    }
+}
+
+type BatchOutcome = (String, i32, Batch, Result<(i64, i64), ClientError>);
+
+/// Completes one Produce request: its batches' outcomes from the response.
+fn complete_request(
+    inner: &Arc<Inner>,
+    leader: i32,
+    batches: Drained,
+    result: Result<Option<ProduceResponse>, ClientError>,
+) {
+    let outcomes: Vec<BatchOutcome> = match result {
+        Ok(None) => batches
+            .into_iter()
+            .map(|(t, p, b)| (t, p, b, Ok((-1, -1))))
+            .collect(),
         Ok(Some(resp)) => {
             let mut by_partition = HashMap::new();
             for t in resp.responses {
@@ -748,132 +1418,371 @@ async fn send_to_leader(inner: Arc<Inner>, leader: i32, mut batches: Drained) {
                     by_partition.insert((t.name.clone(), p.index), p);
                 }
             }
-            for ((topic, partition), b) in batches {
-                let outcome = match by_partition.remove(&(topic.clone(), partition)) {
-                    None => Err(ClientError::InvalidResponse {
-                        api: eddy_protocol::ApiKey::Produce,
-                        addr: String::new(),
-                        reason: format!("no result for topic '{topic}' partition {partition}"),
-                    }),
-                    Some(p) if p.error_code == 0 => Ok((p.base_offset, p.log_append_time_ms)),
-                    Some(p) => {
-                        let mut msg = p.error_message.clone();
-                        if msg.is_none() {
-                            msg = p
-                                .record_errors
-                                .iter()
-                                .find_map(|r| r.batch_index_error_message.clone());
+            batches
+                .into_iter()
+                .map(|(topic, partition, b)| {
+                    let outcome = match by_partition.remove(&(topic.clone(), partition)) {
+                        None => Err(ClientError::InvalidResponse {
+                            api: eddy_protocol::ApiKey::Produce,
+                            addr: format!("broker {leader}"),
+                            reason: format!("no result for topic '{topic}' partition {partition}"),
+                        }),
+                        // A duplicate is a batch the broker already has.
+                        Some(p)
+                            if p.error_code == 0
+                                || p.error_code == ErrorCode::DuplicateSequenceNumber.code() =>
+                        {
+                            Ok((p.base_offset, p.log_append_time_ms))
                         }
-                        Err(
-                            KafkaError::new(ErrorCode::from_code_or_unknown(p.error_code))
-                                .with_message(msg)
-                                .with_partition(&topic, partition)
-                                .into(),
-                        )
-                    }
-                };
-                finish(&inner, &topic, partition, b, outcome);
-            }
+                        Some(p) => {
+                            let mut msg = p.error_message.clone();
+                            if msg.is_none() {
+                                msg = p
+                                    .record_errors
+                                    .iter()
+                                    .find_map(|r| r.batch_index_error_message.clone());
+                            }
+                            Err(
+                                KafkaError::new(ErrorCode::from_code_or_unknown(p.error_code))
+                                    .with_message(msg)
+                                    .with_partition(&topic, partition)
+                                    .into(),
+                            )
+                        }
+                    };
+                    (topic, partition, b, outcome)
+                })
+                .collect()
         }
-        Err(e) => {
-            for ((topic, partition), b) in batches {
-                finish(&inner, &topic, partition, b, Err(e.clone()));
-            }
-        }
-    }
-    inner.wake.notify_one();
+        Err(e) => batches
+            .into_iter()
+            .map(|(t, p, b)| (t, p, b, Err(e.clone())))
+            .collect(),
+    };
+    finish_all(inner, Some(leader), outcomes);
 }
 
-/// Completes a batch, or puts it back at the front of its queue for a retry.
+enum Done {
+    Delivered {
+        topic: String,
+        partition: i32,
+        records: Vec<(Completion, i64)>,
+        base_offset: i64,
+        log_append_time: i64,
+    },
+    Failed(Vec<(Completion, i64)>, ClientError),
+    /// Put back for a retry.
+    Retried,
+}
+
+/// Settles batches (and the request they came in, if `leader` is set):
+/// completes, retries or fails each, then runs the completions unlocked.
+fn finish_all(inner: &Arc<Inner>, leader: Option<i32>, outcomes: Vec<BatchOutcome>) {
+    let mut done = Vec::with_capacity(outcomes.len());
+    let mut refresh = Vec::new();
+    // Retries, epoch bumps and closing need the sender's timers and checks;
+    // otherwise the freed request slot is refilled right here.
+    let wake_sender = {
+        let mut guard = inner.state.lock();
+        let st = &mut *guard;
+        if let Some(l) = leader.and_then(|l| st.leaders.get_mut(&l)) {
+            l.in_flight = l.in_flight.saturating_sub(1);
+        }
+        for (topic, partition, b, outcome) in outcomes {
+            finish(
+                inner,
+                st,
+                topic,
+                partition,
+                b,
+                outcome,
+                &mut done,
+                &mut refresh,
+            );
+        }
+        st.closed
+            || st.flushing > 0
+            || st.pid.bump
+            || done.iter().any(|d| matches!(d, Done::Retried))
+    };
+    for topic in refresh {
+        spawn_refresh(inner, topic);
+    }
+    let mut completed = 0;
+    for d in done {
+        match d {
+            Done::Delivered {
+                topic,
+                partition,
+                records,
+                base_offset,
+                log_append_time,
+            } => {
+                completed += records.len();
+                for (i, (c, ts)) in records.into_iter().enumerate() {
+                    c.complete(Ok(RecordMetadata {
+                        topic: topic.clone(),
+                        partition,
+                        offset: if base_offset >= 0 {
+                            base_offset + i as i64
+                        } else {
+                            -1
+                        },
+                        timestamp: if log_append_time >= 0 {
+                            log_append_time
+                        } else {
+                            ts
+                        },
+                    }));
+                }
+            }
+            Done::Failed(records, e) => {
+                completed += records.len();
+                for (c, _) in records {
+                    c.complete(Err(e.clone()));
+                }
+            }
+            Done::Retried => {}
+        }
+    }
+    settled(inner, completed);
+    if wake_sender {
+        inner.wake.notify_one();
+    } else {
+        drain_now(inner);
+    }
+}
+
+fn complete_expired(inner: &Inner, expired: Expired) {
+    let mut n = 0;
+    for (records, e) in expired {
+        n += records.len();
+        for (c, _) in records {
+            c.complete(Err(e.clone()));
+        }
+    }
+    settled(inner, n);
+}
+
+/// Drains from the calling task (a broker's task, after a response freed
+/// room for another request) rather than waking the sender task.
+fn drain_now(inner: &Arc<Inner>) {
+    let mut expired = Vec::new();
+    let (init, refresh, wake) = {
+        let mut st = inner.state.lock();
+        let (next, init, refresh) = drain(inner, &mut st, &mut expired);
+        // A batch that became the front of its queue may linger: the sender
+        // must wake for it if it sleeps longer.
+        let wake = next.is_some_and(|t| st.sender_deadline.is_none_or(|d| t < d));
+        (init, refresh, wake)
+    };
+    if wake {
+        inner.wake.notify_one();
+    }
+    complete_expired(inner, expired);
+    if init {
+        tokio::spawn(init_producer_id(inner.clone()));
+    }
+    for topic in refresh {
+        spawn_refresh(inner, topic);
+    }
+}
+
+/// Completes a batch, or puts it back in its queue (in creation order) for a retry.
+#[allow(clippy::too_many_arguments)]
 fn finish(
-    inner: &Arc<Inner>,
-    topic: &str,
+    inner: &Inner,
+    st: &mut State,
+    topic: String,
     partition: i32,
     mut b: Batch,
     outcome: Result<(i64, i64), ClientError>,
+    done: &mut Vec<Done>,
+    refresh: &mut Vec<String>,
 ) {
     let cfg = &inner.config;
-    match outcome {
+    let generation = st.pid.generation;
+    let index = usize::try_from(partition).unwrap_or(0);
+    let ts = st.topics.entry(topic.clone()).or_default();
+    if ts.partitions.len() <= index {
+        ts.partitions
+            .resize_with(index + 1, PartitionQueue::default);
+    }
+    let q = &mut ts.partitions[index];
+    q.in_flight = q.in_flight.saturating_sub(1);
+    let e = match outcome {
         Ok((base_offset, log_append_time)) => {
-            let n = b.replies.len();
-            for (i, (tx, ts)) in b.replies.into_iter().enumerate() {
-                let _ = tx.send(Ok(RecordMetadata {
-                    topic: topic.to_string(),
-                    partition,
-                    offset: base_offset + i as i64,
-                    timestamp: if log_append_time >= 0 {
-                        log_append_time
-                    } else {
-                        ts
-                    },
-                }));
+            if let Some(s) = b.seq {
+                if s.generation == q.seq_generation {
+                    q.acked_next = increment_sequence(s.base, b.count());
+                }
             }
-            done_partition(inner, topic, partition, n);
+            let memory = b.memory;
+            done.push(Done::Delivered {
+                topic,
+                partition,
+                records: b.records,
+                base_offset,
+                log_append_time,
+            });
+            release(inner, st, memory);
+            return;
         }
-        Err(e) => {
-            if e.invalidates_metadata() {
-                inner.cluster.invalidate(topic);
+        Err(e) => e,
+    };
+    let mut retriable = e.is_retriable();
+    let mut bump = false;
+    if let (true, Some(s)) = (inner.idempotent, b.seq) {
+        let stale = s.generation != generation;
+        let oldest = s.generation == q.seq_generation && s.base == q.acked_next;
+        match e.code() {
+            Some(
+                ErrorCode::OutOfOrderSequenceNumber
+                | ErrorCode::UnknownProducerId
+                | ErrorCode::InvalidProducerEpoch,
+            ) if stale => retriable = true,
+            // An earlier batch failed: the broker saw a gap; resend in order.
+            Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId) if !oldest => {
+                retriable = true
             }
-            b.attempts += 1;
-            let retry = e.is_retriable()
-                && b.attempts <= cfg.retries
-                && b.created.elapsed() + cfg.common.retry_backoff < cfg.delivery_timeout;
-            let mut st = inner.state.lock();
-            if retry {
-                tracing::debug!(%topic, partition, error = %e, attempt = b.attempts, "retrying batch");
-                let q = st.queues.entry((topic.to_string(), partition)).or_default();
-                q.batches.push_front(b);
-                q.in_flight = false;
-                q.retry_at = Some(Instant::now() + cfg.common.retry_backoff);
-                if e.invalidates_metadata() {
-                    spawn_refresh(inner, &mut st, topic);
+            // The broker lost this producer's state and did not write the
+            // batch: a new epoch restarts the sequences safely.
+            Some(ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId) => {
+                retriable = true;
+                bump = true;
+            }
+            // Fenced by a newer epoch of this producer id: fail the batch,
+            // continue with a new producer id.
+            Some(ErrorCode::InvalidProducerEpoch) => {
+                retriable = false;
+                bump = true;
+                st.pid.new_id = true;
+            }
+            _ => {}
+        }
+    }
+    if e.invalidates_metadata() {
+        inner.cluster.invalidate(&topic);
+        if !ts.refreshing {
+            ts.refreshing = true;
+            refresh.push(topic.clone());
+        }
+    }
+    b.attempts += 1;
+    let retry = retriable
+        && b.attempts <= cfg.retries
+        && b.created.elapsed() + cfg.common.retry_backoff < cfg.delivery_timeout;
+    if retry {
+        tracing::debug!(%topic, partition, error = %e, attempt = b.attempts, "retrying batch");
+        b.retry_at = Some(Instant::now() + cfg.common.retry_backoff);
+        let at = q
+            .batches
+            .iter()
+            .position(|x| x.order > b.order)
+            .unwrap_or(q.batches.len());
+        q.batches.insert(at, b);
+        if bump {
+            st.pid.bump = true;
+        }
+        done.push(Done::Retried);
+    } else {
+        if inner.idempotent && (bump || b.seq.is_some_and(|s| s.generation == generation)) {
+            st.pid.bump = true;
+        }
+        let memory = b.memory;
+        done.push(Done::Failed(b.records, e));
+        release(inner, st, memory);
+    }
+}
+
+/// Gets a (new) producer id for an idempotent producer, retrying until it
+/// succeeds or the producer is closed and idle.
+async fn init_producer_id(inner: Arc<Inner>) {
+    let backoff = inner.cluster.config().retry_backoff;
+    loop {
+        let res: Result<(i64, i16), ClientError> = async {
+            let conn = inner.cluster.any_connection().await?;
+            let version = conn.version::<InitProducerIdRequest>()?;
+            let req = InitProducerIdRequest {
+                transactional_id: None,
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            let resp = conn.send_version(&req, version).await?;
+            if resp.error_code != 0 {
+                return Err(
+                    KafkaError::new(ErrorCode::from_code_or_unknown(resp.error_code)).into(),
+                );
+            }
+            Ok((resp.producer_id, resp.producer_epoch))
+        }
+        .await;
+        match res {
+            Ok((id, epoch)) => {
+                let mut st = inner.state.lock();
+                tracing::debug!(producer_id = id, epoch, "producer id");
+                st.pid.id = id;
+                st.pid.epoch = epoch;
+                st.pid.generation += 1;
+                st.pid.bump = false;
+                st.pid.new_id = false;
+                st.pid.requesting = false;
+                drop(st);
+                inner.wake.notify_one();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "InitProducerId failed, retrying");
+                let stop = {
+                    let mut st = inner.state.lock();
+                    let stop = st.closed && st.outstanding == 0;
+                    if stop {
+                        st.pid.requesting = false;
+                    }
+                    stop
+                };
+                if stop {
+                    return;
                 }
-            } else {
-                let n = b.replies.len();
-                b.fail(&e);
-                if let Some(q) = st.queues.get_mut(&(topic.to_string(), partition)) {
-                    q.in_flight = false;
-                }
-                completed(inner, &mut st, n);
+                tokio::time::sleep(backoff).await;
             }
         }
     }
 }
 
 /// Refreshes a topic's metadata in the background, then wakes the sender.
-fn spawn_refresh(inner: &Arc<Inner>, st: &mut State, topic: &str) {
-    if !st.refreshing.insert(topic.to_string()) {
-        return;
-    }
+fn spawn_refresh(inner: &Arc<Inner>, topic: String) {
     let inner = inner.clone();
-    let topic = topic.to_string();
     tokio::spawn(async move {
         inner.cluster.invalidate(&topic);
-        if let Err(e) = inner.cluster.topic(&topic, true).await {
+        let res = inner.cluster.topic(&topic, true).await;
+        if let Err(e) = &res {
             tracing::debug!(%topic, error = %e, "metadata refresh failed");
             tokio::time::sleep(inner.cluster.config().retry_backoff).await;
         }
-        inner.state.lock().refreshing.remove(&topic);
+        {
+            let mut st = inner.state.lock();
+            if let Some(ts) = st.topics.get_mut(&topic) {
+                ts.refreshing = false;
+                if let Ok(info) = res {
+                    if !info.partitions.is_empty() {
+                        ts.set_info(info);
+                    }
+                }
+            }
+        }
         inner.wake.notify_one();
     });
-}
-
-fn done_partition(inner: &Inner, topic: &str, partition: i32, n: usize) {
-    let mut st = inner.state.lock();
-    let key = (topic.to_string(), partition);
-    if let Some(q) = st.queues.get_mut(&key) {
-        q.in_flight = false;
-        if q.batches.is_empty() {
-            st.queues.remove(&key);
-        }
-    }
-    completed(inner, &mut st, n);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::PartitionInfo;
+    use eddy_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
     use eddy_protocol::Uuid;
 
     fn topic(n: i32) -> TopicInfo {
@@ -901,86 +1810,95 @@ mod tests {
         c
     }
 
+    fn topic_state(n: i32) -> TopicState {
+        let mut ts = TopicState::default();
+        ts.set_info(Arc::new(topic(n)));
+        ts
+    }
+
     fn add(
-        st: &mut State,
         c: &ProducerConfig,
-        t: &TopicInfo,
+        ts: &mut TopicState,
         r: ProducerRecord,
-    ) -> (i32, oneshot::Receiver<Result<RecordMetadata, ClientError>>) {
-        let p = choose_partition(st, t, &r, c.batch_size).unwrap();
+    ) -> (i32, oneshot::Receiver<Outcome>) {
+        let size = r.estimated_size();
+        let p = choose_partition(c, ts, &r, size).unwrap();
         let (tx, rx) = oneshot::channel();
-        append(c, st, p, r, 1000, tx);
+        append(c, ts, p, &r, size, 1000, Completion::Future(tx));
         (p, rx)
     }
 
     #[test]
-    fn keyed_records_follow_murmur2() {
-        let t = topic(6);
+    fn keyed_records_follow_murmur2_unless_keys_are_ignored() {
         let c = cfg(16384);
-        let mut st = State::default();
+        let mut ts = topic_state(6);
         for key in ["a", "orders-17", "21", ""] {
             let (p, _rx) = add(
-                &mut st,
                 &c,
-                &t,
+                &mut ts,
                 ProducerRecord::new("t", "v").key(key.as_bytes().to_vec()),
             );
             assert_eq!(p, partition_for_key(key.as_bytes(), 6), "key {key:?}");
         }
-        // Explicit partitions win; out of range ones cannot be placed.
-        let place =
-            |st: &mut State, t: &TopicInfo, r: ProducerRecord| choose_partition(st, t, &r, 16384);
+        let place = |ts: &mut TopicState, r: ProducerRecord| choose_partition(&c, ts, &r, 10);
         assert_eq!(
-            place(
-                &mut st,
-                &t,
-                ProducerRecord::new("t", "v").key("a").partition(4)
-            ),
-            Some(4)
+            place(&mut ts, ProducerRecord::new("t", "v").key("a").partition(4)).unwrap(),
+            4
         );
-        assert_eq!(
-            place(&mut st, &t, ProducerRecord::new("t", "v").partition(6)),
-            None
-        );
-        assert_eq!(
-            place(&mut st, &topic(0), ProducerRecord::new("t", "v")),
-            None
-        );
+        let e = place(&mut ts, ProducerRecord::new("t", "v").partition(6)).unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::UnknownTopicOrPartition));
+        assert!(place(&mut topic_state(0), ProducerRecord::new("t", "v")).is_err());
+        // partitioner.ignore.keys: keyed records stick like unkeyed ones.
+        let mut c2 = cfg(16384);
+        c2.partitioner_ignore_keys = true;
+        let mut ts = topic_state(6);
+        let parts: Vec<i32> = (0..20)
+            .map(|i| {
+                add(
+                    &c2,
+                    &mut ts,
+                    ProducerRecord::new("t", "v").key(format!("k{i}")),
+                )
+                .0
+            })
+            .collect();
+        assert!(parts.iter().all(|p| *p == parts[0]), "{parts:?}");
     }
 
     #[test]
     fn accumulator_fills_batches_up_to_batch_size() {
-        // Records of ~87 bytes: two fit a 300-byte batch (61-byte header).
+        // Records of 88 estimated bytes: two fit a 300-byte batch (61-byte header).
         let c = cfg(300);
-        let t = topic(1);
-        let mut st = State::default();
+        let mut ts = topic_state(1);
         let mut rxs = Vec::new();
         for i in 0..10 {
-            let (_, rx) = add(
-                &mut st,
-                &c,
-                &t,
-                ProducerRecord::new("t", vec![b'x'; 50]).key(format!("k{i}")),
+            rxs.push(
+                add(
+                    &c,
+                    &mut ts,
+                    ProducerRecord::new("t", vec![b'x'; 50]).key(format!("k{i}")),
+                )
+                .1,
             );
-            rxs.push(rx);
         }
-        let q = &st.queues[&("t".to_string(), 0)];
-        let counts: Vec<usize> = q.batches.iter().map(|b| b.replies.len()).collect();
-        assert_eq!(counts.iter().sum::<usize>(), 10);
+        let q = &ts.partitions[0];
+        let counts: Vec<usize> = q.batches.iter().map(|b| b.records.len()).collect();
         assert_eq!(counts, vec![2, 2, 2, 2, 2]);
         for b in q.batches.iter().take(q.batches.len() - 1) {
             assert!(b.full);
             assert!(b.size <= 300, "size {}", b.size);
         }
         assert!(!q.batches.back().unwrap().full);
+        assert_eq!(q.batches.iter().map(|b| b.memory).sum::<usize>(), 10 * 88);
         // A record larger than batch.size gets a batch of its own.
-        let (_, _rx) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![b'y'; 700]));
-        let q = &st.queues[&("t".to_string(), 0)];
-        assert_eq!(q.batches.back().unwrap().replies.len(), 1);
+        add(&c, &mut ts, ProducerRecord::new("t", vec![b'y'; 700]));
+        let q = &ts.partitions[0];
+        assert_eq!(q.batches.back().unwrap().records.len(), 1);
         assert!(q.batches.back().unwrap().full);
-        // The built batch holds the records in order.
-        let mut q = st.queues.remove(&("t".to_string(), 0)).unwrap();
-        let b = q.batches.pop_front().unwrap();
+        // Batches are numbered in creation order; the built batch holds the records in order.
+        let orders: Vec<u64> = q.batches.iter().map(|b| b.order).collect();
+        assert_eq!(orders, vec![0, 1, 2, 3, 4, 5]);
+        let b = ts.partitions[0].batches.pop_front().unwrap();
         let bytes = b.builder.unwrap().build().unwrap();
         let (_, recs) = eddy_protocol::records::decode_records(&bytes, 1 << 20).unwrap();
         assert_eq!(recs[0].key.as_deref(), Some(&b"k0"[..]));
@@ -988,37 +1906,34 @@ mod tests {
     }
 
     #[test]
-    fn sticky_partition_changes_when_its_batch_closes() {
-        // Records of 50-byte values take 85 bytes; a batch starts at 61.
+    fn sticky_partition_moves_after_batch_size_bytes() {
+        // KIP-794: 85-byte records, batch.size 300: the 4th record (340 bytes sent) moves on.
         let c = cfg(300);
-        let t = topic(4);
-        let mut st = State::default();
-        let (p1, _r1) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![0u8; 50]));
-        let (p2, _r2) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![0u8; 50]));
-        assert_eq!(
-            p1, p2,
-            "stays while the batch has room (61 + 2 * 85 <= 300)"
-        );
-        let (p3, _r3) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![0u8; 50]));
-        assert_ne!(p3, p1, "moves to another partition when the batch is full");
-        let (p4, _r4) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![0u8; 10]));
-        assert_eq!(p4, p3);
-        assert_eq!(st.queues[&("t".to_string(), p1)].batches.len(), 1);
-        // When the sticky partition's batch is drained, the next record moves on.
-        st.queues
-            .get_mut(&("t".to_string(), p3))
-            .unwrap()
-            .batches
-            .clear();
-        let (p5, _r5) = add(&mut st, &c, &t, ProducerRecord::new("t", vec![0u8; 10]));
-        assert_ne!(p5, p3);
+        let mut ts = topic_state(4);
+        let parts: Vec<i32> = (0..8)
+            .map(|_| add(&c, &mut ts, ProducerRecord::new("t", vec![0u8; 50])).0)
+            .collect();
+        assert!(parts[..4].iter().all(|p| *p == parts[0]), "{parts:?}");
+        assert_ne!(parts[4], parts[0], "{parts:?}");
+        assert!(parts[4..].iter().all(|p| *p == parts[4]), "{parts:?}");
         // A single-partition topic always uses partition 0.
-        let one = topic(1);
-        let mut st = State::default();
-        for _ in 0..5 {
+        let mut one = topic_state(1);
+        for _ in 0..10 {
             assert_eq!(
-                add(&mut st, &c, &one, ProducerRecord::new("t", vec![0u8; 120])).0,
+                add(&c, &mut one, ProducerRecord::new("t", vec![0u8; 120])).0,
                 0
+            );
+        }
+        // Partitions without a leader are avoided.
+        let mut info = topic(3);
+        info.partitions[0].leader = None;
+        info.partitions[2].leader = None;
+        let mut ts = TopicState::default();
+        ts.set_info(Arc::new(info));
+        for _ in 0..20 {
+            assert_eq!(
+                add(&c, &mut ts, ProducerRecord::new("t", vec![0u8; 120])).0,
+                1
             );
         }
     }
@@ -1038,6 +1953,14 @@ mod tests {
         );
     }
 
+    #[test]
+    fn sequences_wrap_like_kafka() {
+        assert_eq!(increment_sequence(0, 5), 5);
+        assert_eq!(increment_sequence(i32::MAX - 2, 2), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX - 2, 3), 0);
+        assert_eq!(increment_sequence(i32::MAX, 10), 9);
+    }
+
     /// An `Inner` whose cluster metadata has topic "t" with `n` partitions led by node 1.
     fn inner_with_topic(n: i32, cfg: ProducerConfig) -> Arc<Inner> {
         let cluster = Cluster::new(cfg.common.clone()).unwrap();
@@ -1051,52 +1974,237 @@ mod tests {
             },
             false,
         );
-        Arc::new(Inner {
-            cluster,
-            config: cfg,
-            state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            idle: Notify::new(),
-        })
+        let inner = Arc::new(Inner::new(cluster, cfg));
+        inner.state.lock().topics.insert("t".into(), topic_state(n));
+        inner
     }
 
+    fn enqueue(inner: &Arc<Inner>, r: ProducerRecord) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        assert!(inner.enqueue(r, Completion::Future(tx), true).is_ok());
+        rx
+    }
+
+    // A current-thread runtime: the brokers' tasks spawned by `drain` do not
+    // run while the test inspects the state.
     #[tokio::test]
     async fn drain_honours_linger_in_flight_and_request_size() {
         let mut c = cfg(16384);
-        c.linger = std::time::Duration::from_secs(60);
+        c.acks = Acks::Leader;
+        c.linger = Duration::from_secs(60);
         c.max_request_size = 1000;
+        c.max_in_flight = 1;
         let inner = inner_with_topic(4, c.clone());
-        let mut st = inner.state.lock();
-        let mut rxs = Vec::new();
-        for p in 0..4 {
-            rxs.push(
-                add(
-                    &mut st,
-                    &c,
-                    &topic(4),
+        assert!(!inner.idempotent);
+        let _rxs: Vec<_> = (0..4)
+            .map(|p| {
+                enqueue(
+                    &inner,
                     ProducerRecord::new("t", vec![0u8; 400]).partition(p),
                 )
-                .1,
-            );
-        }
+            })
+            .collect();
+        let mut st = inner.state.lock();
+        assert_eq!(st.outstanding, 4);
+        assert_eq!(st.buffer_used, 4 * 436);
         // Within linger and not full: nothing is ready; the deadline is the linger end.
-        let (ready, next) = drain_ready(&inner, &mut st);
-        assert!(ready.is_empty());
-        let next = next.unwrap();
-        assert!(next > Instant::now() + std::time::Duration::from_secs(50));
-        // Flushing makes everything ready, two ~500-byte batches per 1000-byte request.
+        let (next, init, _) = drain(&inner, &mut st, &mut Vec::new());
+        assert!(!init);
+        assert!(st.leaders.is_empty());
+        assert!(next.unwrap() > Instant::now() + Duration::from_secs(50));
+        // Flushing makes everything ready: one request (max.in.flight 1) of
+        // two ~500-byte batches (max.request.size 1000).
         st.flushing = 1;
-        let (ready, next) = drain_ready(&inner, &mut st);
-        let sent: Vec<i32> = ready[&1].iter().map(|((_, p), _)| *p).collect();
-        assert_eq!(sent.len(), 2, "{sent:?}");
-        assert!(next.unwrap() <= Instant::now(), "the rest is due at once");
-        // Partitions in flight are skipped; the others go in the next request.
-        let (ready2, _) = drain_ready(&inner, &mut st);
-        let sent2: Vec<i32> = ready2[&1].iter().map(|((_, p), _)| *p).collect();
-        assert_eq!(sent2.len(), 2);
-        assert!(sent2.iter().all(|p| !sent.contains(p)));
-        let (ready3, _) = drain_ready(&inner, &mut st);
-        assert!(ready3.is_empty());
-        assert!(st.queues.values().all(|q| q.in_flight));
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        let sent = |st: &State| {
+            st.topics["t"]
+                .partitions
+                .iter()
+                .filter(|q| q.in_flight > 0)
+                .count()
+        };
+        assert_eq!(sent(&st), 2);
+        // The request is answered: the other two go in the next one.
+        st.leaders.get_mut(&1).unwrap().in_flight = 0;
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        assert_eq!(sent(&st), 4);
+        // With 5 in flight allowed, the same batches go in two requests at once.
+        drop(st);
+        let mut c5 = c.clone();
+        c5.max_in_flight = 5;
+        let inner = inner_with_topic(4, c5);
+        let _rxs: Vec<_> = (0..4)
+            .map(|p| {
+                enqueue(
+                    &inner,
+                    ProducerRecord::new("t", vec![0u8; 400]).partition(p),
+                )
+            })
+            .collect();
+        let mut st = inner.state.lock();
+        st.flushing = 1;
+        drain(&inner, &mut st, &mut Vec::new());
+        assert_eq!(st.leaders[&1].in_flight, 2);
+        assert_eq!(sent(&st), 4);
+    }
+
+    /// A batch of one record with a sequence, as if drained (in flight).
+    fn sent_batch(
+        inner: &Arc<Inner>,
+        order: u64,
+        base: i32,
+    ) -> (Batch, oneshot::Receiver<Outcome>) {
+        let mut b = Batch::new(inner.config.compression, 0, order);
+        if let Some(builder) = b.builder.as_mut() {
+            builder.append(0, None, Some(b"v"), &[]);
+        }
+        let (tx, rx) = oneshot::channel();
+        b.records.push((Completion::Future(tx), 0));
+        b.memory = 10;
+        b.seq = Some(Seq {
+            generation: 1,
+            base,
+        });
+        let mut st = inner.state.lock();
+        st.outstanding += 1;
+        st.buffer_used += 10;
+        st.pid = ProducerIdState {
+            id: 7,
+            epoch: 0,
+            generation: 1,
+            requesting: false,
+            bump: false,
+            new_id: false,
+        };
+        let q = &mut st.topics.get_mut("t").unwrap().partitions[0];
+        q.seq_generation = 1;
+        q.in_flight += 1;
+        (b, rx)
+    }
+
+    fn kafka(code: ErrorCode) -> Result<(i64, i64), ClientError> {
+        Err(KafkaError::new(code).with_partition("t", 0).into())
+    }
+
+    #[tokio::test]
+    async fn idempotent_retries_go_back_in_sequence_order_one_at_a_time() {
+        let inner = inner_with_topic(1, cfg(16384));
+        assert!(inner.idempotent);
+        let (b0, _r0) = sent_batch(&inner, 0, 0);
+        let (b1, _r1) = sent_batch(&inner, 1, 1);
+        let (b2, _r2) = sent_batch(&inner, 2, 2);
+        // Batch 0 fails retriably; the broker then sees gaps for 1 and 2.
+        // Their outcomes may be handled in any order.
+        finish_all(
+            &inner,
+            None,
+            vec![
+                (
+                    "t".into(),
+                    0,
+                    b2,
+                    kafka(ErrorCode::OutOfOrderSequenceNumber),
+                ),
+                ("t".into(), 0, b0, kafka(ErrorCode::NotLeaderOrFollower)),
+                (
+                    "t".into(),
+                    0,
+                    b1,
+                    kafka(ErrorCode::OutOfOrderSequenceNumber),
+                ),
+            ],
+        );
+        let mut st = inner.state.lock();
+        assert!(
+            !st.pid.bump,
+            "a gap after a failed batch is not a lost state"
+        );
+        let q = &mut st.topics.get_mut("t").unwrap().partitions[0];
+        assert_eq!(q.in_flight, 0);
+        let seqs: Vec<i32> = q.batches.iter().map(|b| b.seq.unwrap().base).collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+        for b in q.batches.iter_mut() {
+            assert_eq!(b.attempts, 1);
+            b.retry_at = None;
+        }
+        // Retries go one at a time, keeping their sequences.
+        drain(&inner, &mut st, &mut Vec::new());
+        let q = &st.topics["t"].partitions[0];
+        assert_eq!(q.in_flight, 1);
+        assert_eq!(q.batches.len(), 2);
+        assert_eq!(q.batches[0].seq.unwrap().base, 1);
+        assert_eq!(st.leaders[&1].in_flight, 1);
+        assert_eq!(st.outstanding, 3, "nothing completed");
+    }
+
+    #[tokio::test]
+    async fn idempotent_errors_on_the_oldest_batch_bump_the_epoch() {
+        // OUT_OF_ORDER_SEQUENCE_NUMBER on the oldest unacknowledged batch: the
+        // broker lost the producer's state; retried under a new epoch.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        finish_all(
+            &inner,
+            None,
+            vec![(
+                "t".into(),
+                0,
+                b0,
+                kafka(ErrorCode::OutOfOrderSequenceNumber),
+            )],
+        );
+        assert!(inner.state.lock().pid.bump);
+        assert!(r0.try_recv().is_err(), "retried, not failed");
+        // The epoch is bumped locally (as the Java client does) and the batch
+        // goes again with sequence 0 of the new epoch.
+        {
+            let mut st = inner.state.lock();
+            st.topics.get_mut("t").unwrap().partitions[0].batches[0].retry_at = None;
+            let (_, init, _) = drain(&inner, &mut st, &mut Vec::new());
+            assert!(!init, "no InitProducerId for a bump");
+            assert_eq!((st.pid.id, st.pid.epoch, st.pid.generation), (7, 1, 2));
+            assert!(!st.pid.bump);
+            let q = &st.topics["t"].partitions[0];
+            assert_eq!((q.in_flight, q.seq_generation, q.next_seq), (1, 2, 1));
+        }
+
+        // INVALID_PRODUCER_EPOCH on a batch of the current epoch: fenced,
+        // the batch fails and a new epoch is requested.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        finish_all(
+            &inner,
+            None,
+            vec![("t".into(), 0, b0, kafka(ErrorCode::InvalidProducerEpoch))],
+        );
+        let st = inner.state.lock();
+        assert!(st.pid.bump && st.pid.new_id, "fenced: a new producer id");
+        assert_eq!((st.outstanding, st.buffer_used), (0, 0));
+        drop(st);
+        let e = r0.try_recv().unwrap().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidProducerEpoch));
+
+        // DUPLICATE_SEQUENCE_NUMBER: already written, a success.
+        let inner = inner_with_topic(1, cfg(16384));
+        let (b0, mut r0) = sent_batch(&inner, 0, 0);
+        let resp = ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: "t".into(),
+                partition_responses: vec![PartitionProduceResponse {
+                    index: 0,
+                    error_code: ErrorCode::DuplicateSequenceNumber.code(),
+                    base_offset: 42,
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        };
+        complete_request(&inner, 1, vec![("t".into(), 0, b0)], Ok(Some(resp)));
+        assert_eq!(r0.try_recv().unwrap().unwrap().offset, 42);
+        let st = inner.state.lock();
+        assert!(!st.pid.bump);
+        assert_eq!(st.topics["t"].partitions[0].acked_next, 1);
     }
 }

@@ -68,6 +68,7 @@ requests! {
     HeartbeatRequest => HeartbeatResponse, Heartbeat, 0, 4;
     LeaveGroupRequest => LeaveGroupResponse, LeaveGroup, 0, 5;
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0, 0;
+    InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0, 5;
 }
 
 /// The versions a broker serves, from its ApiVersions response.

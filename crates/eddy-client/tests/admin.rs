@@ -192,11 +192,13 @@ async fn offsets_and_delete_records() {
     // Timestamps 1000, 2000, ..., 10000 at offsets 0..9.
     let futs: Vec<_> = (0..10)
         .map(|i| {
-            producer.send(
-                eddy_client::ProducerRecord::new("t", format!("v{i}"))
-                    .partition(0)
-                    .timestamp(1000 * (i + 1)),
-            )
+            producer
+                .try_send(
+                    eddy_client::ProducerRecord::new("t", format!("v{i}"))
+                        .partition(0)
+                        .timestamp(1000 * (i + 1)),
+                )
+                .unwrap()
         })
         .collect();
     for (i, f) in futs.into_iter().enumerate() {

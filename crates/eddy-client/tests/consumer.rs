@@ -22,7 +22,8 @@ async fn produce(broker: &Broker, topic: &str, partition: i32, n: usize) {
     let producer = Producer::new(broker.producer_config()).unwrap();
     let mut futs = Vec::new();
     for i in 0..n {
-        futs.push(producer.send(ProducerRecord::new(topic, format!("v{i}")).partition(partition)));
+        let record = ProducerRecord::new(topic, format!("v{i}")).partition(partition);
+        futs.push(producer.send(record).await.expect("send"));
     }
     for f in futs {
         f.await.expect("produce");

@@ -62,7 +62,10 @@ async fn keyed_records_land_on_murmur2_partitions_and_round_trip() {
         .unwrap();
     let producer = Producer::new(broker.producer_config()).unwrap();
     let sent: Vec<ProducerRecord> = (0..300).map(test_record).collect();
-    let futs: Vec<_> = sent.iter().map(|r| producer.send(r.clone())).collect();
+    let mut futs = Vec::new();
+    for r in &sent {
+        futs.push(producer.send(r.clone()).await.expect("queued"));
+    }
     let mut expected: BTreeMap<i32, Vec<(i64, ProducerRecord)>> = BTreeMap::new();
     for (r, f) in sent.iter().zip(futs) {
         let md = f.await.expect("delivered");
@@ -148,7 +151,11 @@ async fn every_compression_codec_round_trips() {
             .collect();
         let futs: Vec<_> = values
             .iter()
-            .map(|v| producer.send(ProducerRecord::new(&topic, v.clone())))
+            .map(|v| {
+                producer
+                    .try_send(ProducerRecord::new(&topic, v.clone()))
+                    .unwrap()
+            })
             .collect();
         for f in futs {
             f.await.unwrap_or_else(|e| panic!("{codec}: {e}"));
@@ -182,9 +189,15 @@ async fn unkeyed_records_stick_to_one_partition_per_batch() {
     producer
         .send(ProducerRecord::new("sticky", "warm-up"))
         .await
+        .unwrap()
+        .await
         .unwrap();
     let futs: Vec<_> = (0..20)
-        .map(|i| producer.send(ProducerRecord::new("sticky", format!("v{i}"))))
+        .map(|i| {
+            producer
+                .try_send(ProducerRecord::new("sticky", format!("v{i}")))
+                .unwrap()
+        })
         .collect();
     let mut partitions = Vec::new();
     let mut offsets = Vec::new();
@@ -213,7 +226,11 @@ async fn acks_zero_and_one() {
         cfg.acks = acks;
         let producer = Producer::new(cfg).unwrap();
         let futs: Vec<_> = (0..n)
-            .map(|i| producer.send(ProducerRecord::new("acks", format!("{acks:?}{i}"))))
+            .map(|i| {
+                producer
+                    .try_send(ProducerRecord::new("acks", format!("{acks:?}{i}")))
+                    .unwrap()
+            })
             .collect();
         for f in futs {
             let md = f.await.unwrap();
@@ -247,11 +264,13 @@ async fn consumer_start_positions_and_offset_reset() {
     let send_range = |range: std::ops::Range<i64>| {
         let futs: Vec<_> = range
             .map(|i| {
-                producer.send(
-                    ProducerRecord::new("pos", format!("v{i}"))
-                        .partition(0)
-                        .timestamp(10_000 + i),
-                )
+                producer
+                    .try_send(
+                        ProducerRecord::new("pos", format!("v{i}"))
+                            .partition(0)
+                            .timestamp(10_000 + i),
+                    )
+                    .unwrap()
             })
             .collect();
         async move {
@@ -335,11 +354,13 @@ async fn oldest_supported_versions_round_trip() {
     let producer = Producer::new(pcfg).unwrap();
     let futs: Vec<_> = (0..50)
         .map(|i| {
-            producer.send(
-                ProducerRecord::new("old", format!("v{i}"))
-                    .key(format!("k{i}"))
-                    .header("h", Some(Bytes::from_static(b"x"))),
-            )
+            producer
+                .try_send(
+                    ProducerRecord::new("old", format!("v{i}"))
+                        .key(format!("k{i}"))
+                        .header("h", Some(Bytes::from_static(b"x"))),
+                )
+                .unwrap()
         })
         .collect();
     for f in futs {
@@ -374,16 +395,36 @@ async fn oldest_supported_versions_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producing_to_a_missing_topic_fails_without_auto_create() {
     let broker = Broker::start_with(&["auto.create.topics.enable=false"]);
-    let producer = Producer::new(broker.producer_config()).unwrap();
+    let mut cfg = broker.producer_config();
+    cfg.max_block = Duration::from_millis(700);
+    cfg.delivery_timeout = Duration::from_millis(1500);
+    let producer = Producer::new(cfg).unwrap();
+    // send waits max.block.ms for the metadata (Java's behaviour), then names the topic.
+    let start = Instant::now();
     let err = producer
         .send(ProducerRecord::new("nope", "v"))
         .await
         .unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(700), "{err}");
+    assert!(
+        matches!(err, eddy_client::ClientError::MetadataTimeout { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
-        "topic 'nope' does not exist (UNKNOWN_TOPIC_OR_PARTITION)"
+        "topic 'nope' not present in metadata after 700 ms: topic 'nope' does not exist (UNKNOWN_TOPIC_OR_PARTITION)"
     );
-    // An explicit partition beyond the topic's partitions fails too.
+    // try_send queues the record; delivery.timeout.ms bounds its wait for metadata.
+    let start = Instant::now();
+    let err = producer
+        .try_send(ProducerRecord::new("nope", "v"))
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(1500), "{err}");
+    assert!(err.to_string().contains("topic 'nope'"), "{err}");
+    assert!(err.to_string().contains("1500 ms"), "{err}");
+    // An explicit partition beyond the topic's partitions fails.
     broker
         .admin()
         .create_topic(NewTopic::new("one", 1), false)
@@ -406,6 +447,8 @@ async fn producing_to_a_missing_topic_fails_without_auto_create() {
     assert_eq!(err.code(), Some(ErrorCode::MessageTooLarge), "{err}");
     producer
         .send(ProducerRecord::new("one", "ok"))
+        .await
+        .unwrap()
         .await
         .unwrap();
 }

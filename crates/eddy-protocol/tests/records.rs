@@ -229,6 +229,34 @@ fn set_log_append_time_keeps_crc_valid() {
 }
 
 #[test]
+fn set_producer_state_rewrites_the_idempotent_fields_and_crc() {
+    for c in ALL {
+        let mut b = RecordBatchBuilder::new(c, 1000).producer(7, 0, 40);
+        b.append(1000, Some(b"k"), Some(b"v"), &[]);
+        b.append(1001, None, Some(b"w"), &[]);
+        let mut m = b.build().unwrap().to_vec();
+        let h = validate_batch(&m).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 0, 40)
+        );
+        set_producer_state(&mut m, 7, 1, 0);
+        let h = validate_batch(&m).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 1, 0)
+        );
+        assert_eq!(h.records_count, 2);
+        let (_, recs) = decode_records(&Bytes::from(m), 1 << 20).unwrap();
+        assert_eq!(recs[1].value.as_deref(), Some(&b"w"[..]));
+    }
+    // A slice shorter than a header is left alone.
+    let mut short = vec![0u8; 10];
+    set_producer_state(&mut short, 1, 1, 1);
+    assert_eq!(short, vec![0u8; 10]);
+}
+
+#[test]
 fn decompressed_size_capped() {
     let recs = vec![(0, None, Some(vec![7u8; 100_000]), vec![])];
     for c in ALL {

@@ -234,6 +234,11 @@ impl Broker {
         self.child = Some(child);
     }
 
+    /// The broker's data directory (`<topic>-<partition>/` per partition).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn common(&self) -> CommonConfig {
         let mut c = CommonConfig::new(&self.addr);
         c.request_timeout = Duration::from_secs(15);

@@ -20,6 +20,7 @@ pub const MAGIC_OFFSET: usize = 16;
 pub const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
 
 pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 pub const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
@@ -297,6 +298,22 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     if let Some(b) = batch.get_mut(LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4) {
         b.copy_from_slice(&epoch.to_be_bytes());
     }
+}
+
+/// Set the idempotent producer fields (producer id, epoch, base sequence),
+/// then recompute and store the CRC (which covers them). A producer uses it
+/// to give an already encoded batch a new sequence after its producer epoch
+/// was bumped. No-op on a slice shorter than a header.
+pub fn set_producer_state(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_ID_OFFSET + 8..PRODUCER_ID_OFFSET + 10].copy_from_slice(&epoch.to_be_bytes());
+    batch[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Mark the batch as LogAppendTime with `timestamp_ms` as its max timestamp,

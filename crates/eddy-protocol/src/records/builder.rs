@@ -123,6 +123,12 @@ impl RecordBatchBuilder {
         }
     }
 
+    /// Reserves room for `additional` more bytes of encoded records, so a
+    /// producer filling a batch up to a known size does not reallocate.
+    pub fn reserve(&mut self, additional: usize) {
+        self.records.reserve(additional);
+    }
+
     /// Number of records appended.
     pub fn len(&self) -> usize {
         self.count

@@ -27,10 +27,11 @@ mod record;
 mod varint;
 
 pub use batch::{
-    compute_crc, set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_batch,
-    BatchHeader, BatchIter, TimestampType, ATTR_COMPRESSION_MASK, ATTR_CONTROL,
-    ATTR_DELETE_HORIZON, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL, BATCH_HEADER_LEN,
-    BATCH_LENGTH_OFFSET, CRC_OFFSET, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MIN_BATCH_LENGTH,
+    compute_crc, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    set_producer_state, validate_batch, BatchHeader, BatchIter, TimestampType,
+    ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_TIMESTAMP_TYPE,
+    ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, CRC_OFFSET, LOG_OVERHEAD,
+    MAGIC_OFFSET, MAGIC_V2, MIN_BATCH_LENGTH,
 };
 pub use builder::RecordBatchBuilder;
 pub use compression::{compress, decompress, Compression};

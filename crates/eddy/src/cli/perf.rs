@@ -3,22 +3,19 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use eddy_client::{
-    AutoOffsetReset, ClientError, Cluster, Consumer, ConsumerConfig, ConsumerRecord,
-    DeliveryFuture, ErrorCode, Producer, ProducerConfig, ProducerRecord, StartOffset,
+    AutoOffsetReset, ClientError, Cluster, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode,
+    Producer, ProducerConfig, ProducerRecord, StartOffset,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc;
 
 use super::{CliError, ConnArgs};
 
-/// Records sent but not yet acknowledged, at most: enough to keep the
-/// pipeline full (100 000 gave the same throughput here at 5× the latency).
-const MAX_IN_FLIGHT: usize = 20_000;
 /// Latency samples kept for the percentiles, at most (as Kafka's tool).
 const MAX_SAMPLES: u64 = 500_000;
 /// Interval of the progress reports.
@@ -245,11 +242,56 @@ fn say(pb: Option<&ProgressBar>, line: &str) {
     }
 }
 
-/// What the acknowledgement collector hands back.
+/// What the acknowledgement callbacks collect.
 struct Collected {
     stats: Stats,
     failed: u64,
     first_error: Option<ClientError>,
+    /// The last clock read of the callbacks and the calls since.
+    clock: (Instant, u64),
+}
+
+/// Records between two clock reads of the producing loop and of the callbacks.
+const CLOCK_EVERY: u64 = 16;
+
+/// The state shared by the delivery callbacks of `perf produce`.
+struct Acks {
+    collected: Mutex<Collected>,
+    pb: Option<ProgressBar>,
+}
+
+impl Acks {
+    fn acknowledged(
+        &self,
+        i: u64,
+        sent: Instant,
+        r: Result<eddy_client::RecordMetadata, ClientError>,
+        bytes: usize,
+    ) {
+        let mut c = self.collected.lock().unwrap_or_else(|e| e.into_inner());
+        if c.clock.1.is_multiple_of(CLOCK_EVERY) {
+            c.clock.0 = Instant::now();
+        }
+        c.clock.1 += 1;
+        let now = c.clock.0;
+        match r {
+            Ok(_) => c
+                .stats
+                .record(i, now.saturating_duration_since(sent), bytes),
+            Err(e) => {
+                c.failed += 1;
+                if c.first_error.is_none() {
+                    c.first_error = Some(e);
+                }
+            }
+        }
+        if let Some(pb) = &self.pb {
+            pb.inc(1);
+        }
+        if let Some(line) = c.stats.window_report(now) {
+            say(self.pb.as_ref(), &line);
+        }
+    }
 }
 
 async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
@@ -293,38 +335,30 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
     let pb = progress_bar(a.records, "records");
     let start = Instant::now();
 
-    let (tx, mut rx) = mpsc::channel::<(u64, Instant, DeliveryFuture)>(MAX_IN_FLIGHT);
-    let collector_pb = pb.clone();
-    let records = a.records;
-    let collector = tokio::spawn(async move {
-        let mut c = Collected {
-            stats: Stats::new(records, start),
+    // Acknowledgements are counted by the delivery callbacks; `send` waits
+    // when buffer.memory is full, which bounds the records in flight (as in
+    // kafka-producer-perf-test). The callbacks share the tally through a
+    // `'static` reference (leaked once per run) rather than an `Arc`, whose
+    // count would bounce between the sending and the acknowledging threads
+    // for every record.
+    let shared: &'static Acks = Box::leak(Box::new(Acks {
+        collected: Mutex::new(Collected {
+            stats: Stats::new(a.records, start),
             failed: 0,
             first_error: None,
-        };
-        // Acknowledgements come in send order within a partition, so
-        // awaiting them in order measures each one when it arrives.
-        while let Some((i, sent, fut)) = rx.recv().await {
-            match fut.await {
-                Ok(_) => c.stats.record(i, sent.elapsed(), record_bytes),
-                Err(e) => {
-                    c.failed += 1;
-                    if c.first_error.is_none() {
-                        c.first_error = Some(e);
-                    }
-                }
-            }
-            if let Some(pb) = &collector_pb {
-                pb.inc(1);
-            }
-            if let Some(line) = c.stats.window_report(Instant::now()) {
-                say(collector_pb.as_ref(), &line);
-            }
-        }
-        c
-    });
-
+            clock: (start, 0),
+        }),
+        pb: pb.clone(),
+    }));
     let per_record = (a.throughput > 0.0).then(|| 1.0 / a.throughput);
+    // Create times derive from the monotonic send times, and the clock is
+    // read once per CLOCK_EVERY records on each side (reads are costly here
+    // and the error is a few microseconds against latencies in ms).
+    let start_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut send_error = None;
+    let mut sent = start;
     for i in 0..a.records {
         if let Some(per) = per_record {
             // Like Kafka's ThroughputThrottler: sleep when ahead of schedule.
@@ -334,17 +368,34 @@ async fn produce(a: ProducePerfArgs) -> Result<ExitCode, CliError> {
                 tokio::time::sleep_until(due.into()).await;
             }
         }
-        let sent = Instant::now();
-        let fut = producer.send(ProducerRecord::new(a.topic.clone(), value.clone()));
-        if tx.send((i, sent, fut)).await.is_err() {
-            break; // the collector is gone: its error is reported below
+        if per_record.is_some() || i.is_multiple_of(CLOCK_EVERY) {
+            sent = Instant::now();
+        }
+        let mut record = ProducerRecord::new(a.topic.clone(), value.clone());
+        record.timestamp = Some(start_ms + sent.duration_since(start).as_millis() as i64);
+        let res = producer
+            .send_with_callback(record, move |r| {
+                shared.acknowledged(i, sent, r, record_bytes)
+            })
+            .await;
+        if let Err(e) = res {
+            send_error = Some(e);
+            break;
         }
     }
-    drop(tx);
     producer.flush().await;
-    let mut c = collector
-        .await
-        .map_err(|e| CliError::Usage(format!("the acknowledgement collector failed: {e}")))?;
+    if let Some(e) = send_error {
+        return Err(e.into());
+    }
+    let mut c = std::mem::replace(
+        &mut *shared.collected.lock().unwrap_or_else(|e| e.into_inner()),
+        Collected {
+            stats: Stats::new(0, start),
+            failed: 0,
+            first_error: None,
+            clock: (start, 0),
+        },
+    );
     let elapsed = start.elapsed();
     if let Some(pb) = &pb {
         pb.finish_and_clear();

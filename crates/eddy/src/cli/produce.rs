@@ -181,7 +181,7 @@ pub async fn run(a: ProduceArgs) -> Result<ExitCode, CliError> {
         }
         line_no += 1;
         match format.record(&a.topic, strip_newline(&line), line_no) {
-            Ok(r) => pending.push_back(producer.send(r)),
+            Ok(r) => pending.push_back(producer.send(r).await?),
             Err(e) => tally.fail(&e),
         }
         while pending.len() >= MAX_IN_FLIGHT {
