@@ -9,12 +9,37 @@
 //! - [`producer`]: the producer (batching, pipelining, idempotence,
 //!   `buffer.memory` back-pressure), modelled on the Java client's;
 //!   [`partitioner`]: murmur2, the [`Partitioner`] trait, round robin.
-//! - [`consumer`]: assign-based consumer; [`group`]: a consumer group member.
+//! - [`consumer`]: the consumer (`assign`, or `subscribe` as a group member);
+//!   [`group`]: the KIP-848 group member.
 //! - [`membership`]: the contract between the consumer and a group member;
 //!   [`classic`]: the classic (JoinGroup/SyncGroup) member, with the
 //!   client-side partition assignors of [`assignor`].
 //! - [`config`]: Kafka-style properties and typed configurations.
 //! - [`error`]: the [`ClientError`] type.
+//!
+//! ```no_run
+//! use eddy_client::{
+//!     ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord,
+//! };
+//!
+//! # async fn demo() -> Result<(), eddy_client::ClientError> {
+//! let props = ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9092");
+//! let producer = Producer::new(ProducerConfig::from_config(&props.clone().set("linger.ms", "5"))?)?;
+//! let delivery = producer.send(ProducerRecord::new("orders", "hello").key("k1")).await?;
+//! println!("written at offset {}", delivery.await?.offset);
+//!
+//! let mut consumer = Consumer::new(ConsumerConfig::from_config(
+//!     &props.set("group.id", "billing").set("auto.offset.reset", "earliest"),
+//! )?)?;
+//! consumer.subscribe(["orders"])?; // or subscribe_pattern("orders-.*"), or assign(...)
+//! for record in consumer.poll(std::time::Duration::from_secs(1)).await? {
+//!     println!("{}:{} {:?}", record.partition, record.offset, record.value);
+//! }
+//! consumer.commit_sync().await?;
+//! consumer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod admin;
 pub mod assignor;

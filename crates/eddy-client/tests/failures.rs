@@ -203,16 +203,24 @@ async fn wait_for(
 /// dir and port while it runs. Then every acknowledged record is in the
 /// partition exactly once at its acknowledged offset, no record is there
 /// twice, and records are in send order.
-async fn acked_records_survive_a_restart(stop: Stop) {
+///
+/// With `idempotent`, the producer runs with Java's defaults (idempotence
+/// on, retries unlimited within delivery.timeout.ms): then no send fails at
+/// all, and still no record is stored twice.
+async fn acked_records_survive_a_restart(stop: Stop, idempotent: bool) {
     let mut broker = Broker::start();
     let topic = "loop";
     eddy_create_topic(&broker, topic, 1).await;
+    let retries = if idempotent { "2147483647" } else { "0" };
     let producer = eddy_producer(
         &broker,
         &[
-            ("enable.idempotence", "false"),
+            (
+                "enable.idempotence",
+                if idempotent { "true" } else { "false" },
+            ),
             ("acks", "all"),
-            ("retries", "0"),
+            ("retries", retries),
             ("linger.ms", "1"),
             ("request.timeout.ms", "5000"),
             ("delivery.timeout.ms", "30000"),
@@ -287,14 +295,19 @@ async fn acked_records_survive_a_restart(stop: Stop) {
         Stop::Terminate => Some(broker.terminate()),
     };
     let acked_before = progress.lock().acked;
-    // Sends fail while the broker is away.
-    wait_for(
-        &progress,
-        Duration::from_secs(30),
-        "a send failing while the broker is down",
-        |p| p.failed > 0,
-    )
-    .await;
+    if idempotent {
+        // Sends are retried while the broker is away.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    } else {
+        // Sends fail while the broker is away.
+        wait_for(
+            &progress,
+            Duration::from_secs(30),
+            "a send failing while the broker is down",
+            |p| p.failed > 0,
+        )
+        .await;
+    }
     broker.restart();
     if let Some(status) = status {
         assert!(
@@ -340,6 +353,12 @@ async fn acked_records_survive_a_restart(stop: Stop) {
             .values()
             .find(|o| matches!(o, Outcome::Failed(_)))
     );
+    if idempotent {
+        assert_eq!(
+            progress.failed, 0,
+            "an idempotent producer retries through a restart"
+        );
+    }
     // In send order, acknowledged offsets increase.
     let offsets: Vec<i64> = acked.values().copied().collect();
     assert!(
@@ -379,12 +398,22 @@ async fn acked_records_survive_a_restart(stop: Stop) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_records_survive_a_broker_sigkill_mid_send_loop() {
-    acked_records_survive_a_restart(Stop::Kill).await;
+    acked_records_survive_a_restart(Stop::Kill, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_records_survive_a_clean_broker_stop_mid_send_loop() {
-    acked_records_survive_a_restart(Stop::Terminate).await;
+    acked_records_survive_a_restart(Stop::Terminate, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_neither_loses_nor_duplicates_across_a_sigkill() {
+    acked_records_survive_a_restart(Stop::Kill, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_neither_loses_nor_duplicates_across_a_clean_stop() {
+    acked_records_survive_a_restart(Stop::Terminate, true).await;
 }
 
 /// With auto-creation off, a send to a missing topic fails once
