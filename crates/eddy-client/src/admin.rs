@@ -22,7 +22,7 @@ use eddy_protocol::messages::{
 use eddy_protocol::{ApiKey, ErrorCode, Uuid};
 
 use crate::cluster::{BrokerInfo, Cluster, PartitionInfo};
-use crate::config::CommonConfig;
+use crate::config::{CommonConfig, IsolationLevel};
 use crate::connection::Connection;
 use crate::error::{check_code, ClientError, KafkaError};
 use crate::protocol::BrokerApiVersions;
@@ -760,6 +760,16 @@ pub(crate) async fn list_offsets(
     cluster: &Cluster,
     specs: &[(String, i32, OffsetSpec)],
 ) -> Result<Vec<Result<ListedOffset, ClientError>>, ClientError> {
+    list_offsets_isolated(cluster, specs, IsolationLevel::ReadUncommitted).await
+}
+
+/// [`list_offsets`] as a consumer with `isolation` sees them (read_committed:
+/// "latest" is the last stable offset).
+pub(crate) async fn list_offsets_isolated(
+    cluster: &Cluster,
+    specs: &[(String, i32, OffsetSpec)],
+    isolation: IsolationLevel,
+) -> Result<Vec<Result<ListedOffset, ClientError>>, ClientError> {
     let parts: Vec<(String, i32)> = specs.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
     let send = |conn: Arc<Connection>, idx: Vec<usize>| async move {
         let version = conn.version::<ListOffsetsRequest>()?;
@@ -778,7 +788,7 @@ pub(crate) async fn list_offsets(
         }
         let futs = rounds.into_iter().map(|round| {
             let conn = conn.clone();
-            async move { list_offsets_round(&conn, version, specs, round).await }
+            async move { list_offsets_round(&conn, version, specs, round, isolation).await }
         });
         let mut out = Vec::new();
         for r in join_all(futs.collect()).await {
@@ -795,6 +805,7 @@ async fn list_offsets_round(
     version: i16,
     specs: &[(String, i32, OffsetSpec)],
     idx: Vec<usize>,
+    isolation: IsolationLevel,
 ) -> Result<Vec<(usize, Result<ListedOffset, ClientError>)>, ClientError> {
     let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
     for &i in &idx {
@@ -820,7 +831,7 @@ async fn list_offsets_round(
     }
     let req = ListOffsetsRequest {
         replica_id: -1,
-        isolation_level: 0,
+        isolation_level: isolation.as_i8(),
         topics: topics
             .into_iter()
             .map(|(name, partitions)| ListOffsetsTopic {

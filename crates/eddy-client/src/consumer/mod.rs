@@ -31,7 +31,7 @@ use eddy_protocol::ErrorCode;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::admin::{list_offsets, OffsetSpec};
+use crate::admin::{list_offsets_isolated, OffsetSpec};
 use crate::classic::ClassicMember;
 use crate::cluster::Cluster;
 use crate::config::{AutoOffsetReset, ConsumerConfig};
@@ -563,7 +563,8 @@ impl Consumer {
             .iter()
             .map(|(tp, s)| (tp.0.clone(), tp.1, spec_of(*s)))
             .collect();
-        let results = list_offsets(&self.cluster, &specs).await?;
+        let isolation = self.config.isolation_level;
+        let results = list_offsets_isolated(&self.cluster, &specs, isolation).await?;
         let mut late = Vec::new();
         for ((tp, _), r) in todo.iter().zip(results) {
             let listed = r?;
@@ -575,7 +576,8 @@ impl Consumer {
             }
         }
         if !late.is_empty() {
-            for (s, r) in late.iter().zip(list_offsets(&self.cluster, &late).await?) {
+            let listed = list_offsets_isolated(&self.cluster, &late, isolation).await?;
+            for (s, r) in late.iter().zip(listed) {
                 self.fetcher.resolve(&(s.0.clone(), s.1), r?.offset);
             }
         }
