@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eddy_client::{
-    AutoOffsetReset, ClientError, Consumer, ConsumerConfig, ConsumerRecord, GroupProtocol,
-    NewTopic, Producer, ProducerRecord, Rebalance, RebalanceListener, StartOffset,
+    AutoOffsetReset, ClientError, Consumer, ConsumerConfig, GroupProtocol, NewTopic, Producer,
+    ProducerRecord, Rebalance, RebalanceListener, StartOffset,
 };
 
-use common::Broker;
+use common::{poll_n, Broker};
 
 const PROTOCOLS: [GroupProtocol; 2] = [GroupProtocol::Consumer, GroupProtocol::Classic];
 
@@ -37,26 +37,6 @@ fn group_config(broker: &Broker, group: &str, protocol: GroupProtocol) -> Consum
     cfg.session_timeout = Duration::from_secs(10);
     cfg.heartbeat_interval = Duration::from_millis(300);
     cfg
-}
-
-/// Polls until `n` records arrived (panics after 30 s).
-async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} records arrived",
-            out.len()
-        );
-        out.extend(
-            consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll"),
-        );
-    }
-    out
 }
 
 /// Polls until `cond` holds for the consumer (panics after 30 s).

@@ -13,28 +13,7 @@ use eddy_client::{
 };
 use eddy_protocol::ApiKey;
 
-use common::Broker;
-
-/// Polls until `n` records arrived (or panics after 20 s).
-async fn consume_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} records arrived",
-            out.len()
-        );
-        out.extend(
-            consumer
-                .poll(Duration::from_millis(500))
-                .await
-                .expect("poll"),
-        );
-    }
-    assert_eq!(out.len(), n, "more records than produced");
-    out
-}
+use common::{poll_n, Broker};
 
 fn test_record(i: usize) -> ProducerRecord {
     // Binary, non-UTF-8 values, repeated and null headers, explicit timestamps.
@@ -94,7 +73,7 @@ async fn keyed_records_land_on_murmur2_partitions_and_round_trip() {
         .assign_topic("keyed", StartOffset::Earliest)
         .await
         .unwrap();
-    let got = consume_n(&mut consumer, sent.len()).await;
+    let got = poll_n(&mut consumer, sent.len()).await;
     let mut by_partition: BTreeMap<i32, Vec<ConsumerRecord>> = BTreeMap::new();
     for r in got {
         by_partition.entry(r.partition).or_default().push(r);
@@ -165,7 +144,7 @@ async fn every_compression_codec_round_trips() {
             .assign(vec![(topic.clone(), 0, StartOffset::Earliest)])
             .await
             .unwrap();
-        let got = consume_n(&mut consumer, values.len()).await;
+        let got = poll_n(&mut consumer, values.len()).await;
         let got: Vec<String> = got
             .into_iter()
             .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
@@ -247,7 +226,7 @@ async fn acks_zero_and_one() {
         .assign(vec![("acks".into(), 0, StartOffset::Earliest)])
         .await
         .unwrap();
-    let got = consume_n(&mut consumer, 10).await;
+    let got = poll_n(&mut consumer, 10).await;
     assert_eq!(got[0].value.as_deref(), Some(&b"None0"[..]));
     assert_eq!(got[9].value.as_deref(), Some(&b"Leader4"[..]));
 }
@@ -289,7 +268,7 @@ async fn consumer_start_positions_and_offset_reset() {
     assert_eq!(c.position("pos", 0), Some(10));
     assert!(c.poll(Duration::from_millis(200)).await.unwrap().is_empty());
     send_range(10..12).await;
-    let got = consume_n(&mut c, 2).await;
+    let got = poll_n(&mut c, 2).await;
     assert_eq!(
         got.iter().map(|r| r.offset).collect::<Vec<_>>(),
         vec![10, 11]
@@ -297,7 +276,7 @@ async fn consumer_start_positions_and_offset_reset() {
 
     // A given offset, in the middle of a batch.
     c.seek("pos", 0, StartOffset::Offset(3)).await.unwrap();
-    let got = consume_n(&mut c, 9).await;
+    let got = poll_n(&mut c, 9).await;
     assert_eq!(got[0].offset, 3);
     assert_eq!(got[0].value.as_deref(), Some(&b"v3"[..]));
 
@@ -319,7 +298,7 @@ async fn consumer_start_positions_and_offset_reset() {
     c.assign(vec![("pos".into(), 0, StartOffset::Offset(1000))])
         .await
         .unwrap();
-    let got = consume_n(&mut c, 12).await;
+    let got = poll_n(&mut c, 12).await;
     assert_eq!(got[0].offset, 0);
 
     let mut cfg = broker.consumer_config();
@@ -371,7 +350,7 @@ async fn oldest_supported_versions_round_trip() {
     ccfg.common.version_caps = caps;
     let mut c = Consumer::new(ccfg).unwrap();
     c.assign_topic("old", StartOffset::Earliest).await.unwrap();
-    let got = consume_n(&mut c, 50).await;
+    let got = poll_n(&mut c, 50).await;
     for r in &got {
         let i: usize = std::str::from_utf8(&r.value.clone().unwrap()[1..])
             .unwrap()

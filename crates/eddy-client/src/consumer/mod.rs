@@ -513,26 +513,11 @@ impl Consumer {
             .map(|(tp, _)| tp)
             .collect();
         if !committed.is_empty() {
-            let found = match self.config.group_id.clone() {
-                Some(group) => {
-                    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-                    for (t, p) in &committed {
-                        match by_topic.iter_mut().find(|x| &x.0 == t) {
-                            Some(x) => x.1.push(*p),
-                            None => by_topic.push((t.clone(), vec![*p])),
-                        }
-                    }
-                    let conn = self.coordinator().await?;
-                    fetch_offsets(&conn, &group, Some(&by_topic), None)
-                        .await
-                        .inspect_err(|_| self.coordinator = None)?
-                }
-                None => Vec::new(),
+            let found = if self.config.group_id.is_some() {
+                self.committed_offsets(&committed).await?
+            } else {
+                HashMap::new()
             };
-            let found: HashMap<TopicPartition, i64> = found
-                .into_iter()
-                .map(|c| ((c.topic, c.partition), c.offset))
-                .collect();
             for tp in committed {
                 match (found.get(tp), reset) {
                     (Some(&o), _) => self.fetcher.resolve(tp, o),
@@ -982,11 +967,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// The group's committed offsets of `partitions` (`None`: nothing committed).
-    pub async fn committed(
+    /// OffsetFetch of `partitions` from the group coordinator; partitions
+    /// without a committed offset are absent.
+    async fn committed_offsets(
         &mut self,
-        partitions: &[(String, i32)],
-    ) -> Result<Vec<Option<i64>>, ClientError> {
+        partitions: &[&TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>, ClientError> {
         let group = self.group_id()?.to_string();
         let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
         for (t, p) in partitions {
@@ -996,12 +982,23 @@ impl Consumer {
             }
         }
         let conn = self.coordinator().await?;
-        let found: HashMap<TopicPartition, i64> =
-            fetch_offsets(&conn, &group, Some(&by_topic), None)
-                .await?
-                .into_iter()
-                .map(|c| ((c.topic, c.partition), c.offset))
-                .collect();
+        let found = fetch_offsets(&conn, &group, Some(&by_topic), None)
+            .await
+            .inspect_err(|_| self.coordinator = None)?;
+        Ok(found
+            .into_iter()
+            .map(|c| ((c.topic, c.partition), c.offset))
+            .collect())
+    }
+
+    /// The group's committed offsets of `partitions` (`None`: nothing committed).
+    pub async fn committed(
+        &mut self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, ClientError> {
+        let found = self
+            .committed_offsets(&partitions.iter().collect::<Vec<_>>())
+            .await?;
         Ok(partitions.iter().map(|tp| found.get(tp).copied()).collect())
     }
 

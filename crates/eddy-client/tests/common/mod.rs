@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use eddy_client::{AdminClient, CommonConfig, ConsumerConfig, ProducerConfig};
+use eddy_client::{
+    AdminClient, CommonConfig, Consumer, ConsumerConfig, ConsumerRecord, ProducerConfig,
+};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -362,4 +364,25 @@ pub fn cli_raw(args: &[&str], stdin: &[u8]) -> (ExitStatus, Vec<u8>, String) {
     let out = out.join().unwrap_or_default();
     let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     (status, out, err)
+}
+
+/// Polls until `n` records arrived (panics after 30 s, or if more arrive).
+pub async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records arrived",
+            out.len()
+        );
+        out.extend(
+            consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll"),
+        );
+    }
+    assert_eq!(out.len(), n, "more records than expected");
+    out
 }
