@@ -227,6 +227,15 @@ impl OffsetIndex {
             .map(|i| self.get(i))
     }
 
+    /// Position of the last entry at or before file position `pos` (0 if
+    /// none): a batch boundary to start a scan from.
+    pub(crate) fn floor_position(&self, pos: u64) -> u64 {
+        let target = i64::try_from(pos).unwrap_or(i64::MAX);
+        self.0
+            .floor(target, |e| i64::from(be_u32(e, 4)))
+            .map_or(0, |i| u64::from(self.get(i).1))
+    }
+
     /// Entries strictly increasing in offset and non-decreasing in position,
     /// positions inside the segment, offsets within `max_rel`.
     pub(crate) fn is_sane(&self, segment_size: u64, max_rel: i64) -> bool {

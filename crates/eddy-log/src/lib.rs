@@ -141,6 +141,17 @@ pub struct ReadResult {
     pub log_end_offset: i64,
 }
 
+/// What [`Log::scan_tail`] walked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailScan {
+    /// Bytes of batches whose headers were read.
+    pub bytes: u64,
+    /// Batches passed to the callback (at or after the log start).
+    pub batches: u64,
+    /// Base offset of the first of them (the log end offset if none).
+    pub from_offset: i64,
+}
+
 /// What `Log::open` did to recover the directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryInfo {

@@ -21,7 +21,7 @@ use crate::segment::{
     now_ms, BatchMeta, Scan, Scanner, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
     LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
 };
-use crate::{AppendInfo, LogConfig, LogError, ReadResult, RecoveryInfo};
+use crate::{AppendInfo, LogConfig, LogError, ReadResult, RecoveryInfo, TailScan};
 
 /// Output cap when decoding one batch to find a record by timestamp.
 const DECODE_LIMIT: usize = 256 * 1024 * 1024;
@@ -702,6 +702,66 @@ impl Log {
         }
         buf.truncate(keep);
         Ok(result(Bytes::from(buf)))
+    }
+
+    /// Walks the batch headers of the last `max_bytes` (about) of the log, in
+    /// log order, calling `f` for each batch at or after the log start (to
+    /// rebuild state kept outside the log, like idempotent producers'
+    /// sequences, at startup). Only headers are read, nothing is decompressed.
+    ///
+    /// The scan starts on a batch boundary taken from the offset index: the
+    /// last index entry at or before `max_bytes` from the end, so it covers at
+    /// least `max_bytes` (or the whole log) and at most `max_bytes` plus one
+    /// `index.interval.bytes` gap (and the batch straddling it). Segments
+    /// older than the one holding that position are not read. Torn or corrupt
+    /// data (recovery already cut it off; this is belt and braces) ends the
+    /// scan of that segment with a warning, never a panic.
+    pub fn scan_tail(
+        &self,
+        max_bytes: u64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<TailScan, LogError> {
+        let from = self.segment_index_for(self.log_start_offset);
+        let segs: Vec<&Segment> = self.segments_from(from).collect();
+        // Newest first until the budget is covered: (first segment, position in it).
+        let (mut first, mut first_pos, mut remaining) = (0usize, 0u64, max_bytes);
+        for (i, s) in segs.iter().enumerate().rev() {
+            first = i;
+            if s.size >= remaining {
+                first_pos = s.offset_index.floor_position(s.size - remaining);
+                break;
+            }
+            remaining -= s.size;
+        }
+        let mut scan = TailScan {
+            from_offset: self.log_end_offset(),
+            ..TailScan::default()
+        };
+        for (k, s) in segs.iter().enumerate().skip(first) {
+            let pos = if k == first { first_pos.min(s.size) } else { 0 };
+            let mut sc = Scanner::new(&s.file, pos, s.size, 64 * 1024, false);
+            loop {
+                match sc.next_batch()? {
+                    Scan::Batch(h, _) => {
+                        scan.bytes += h.total_size() as u64;
+                        if h.last_offset() < self.log_start_offset {
+                            continue;
+                        }
+                        if scan.batches == 0 {
+                            scan.from_offset = h.base_offset;
+                        }
+                        scan.batches += 1;
+                        f(&h);
+                    }
+                    Scan::End => break,
+                    Scan::Bad(e) => {
+                        warn!(segment = %s.log_path.display(), position = sc.pos, "tail scan stopped at a bad batch: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(scan)
     }
 
     /// Earliest record with timestamp >= `ts` (ListOffsets by timestamp):

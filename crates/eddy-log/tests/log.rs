@@ -451,3 +451,82 @@ fn flush_messages_and_delete() {
     log.delete().unwrap();
     assert!(!dir.exists());
 }
+
+/// An idempotent batch of `n` records of `size` bytes from producer `pid`.
+fn producer_batch(pid: i64, seq: i32, n: usize, size: usize) -> BytesMut {
+    use eddy_protocol::records::{Compression, RecordBatchBuilder};
+    let mut b = RecordBatchBuilder::new(Compression::None, 1000).producer(pid, 0, seq);
+    let value = vec![7u8; size];
+    for i in 0..n {
+        b.append(1000 + i as i64, None, Some(&value), &[]);
+    }
+    BytesMut::from(&b.build().expect("build")[..])
+}
+
+#[test]
+fn scan_tail_walks_the_last_bytes_in_order_from_a_batch_boundary() {
+    let d = tempfile::tempdir().unwrap();
+    // 16 KiB segments, an index entry every 256 bytes.
+    let mut log = Log::open(d.path(), small_config()).unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..200i32 {
+        let mut b = producer_batch(i64::from(i % 3), i / 3 * 2, 2, 150);
+        sizes.push(b.len() as u64);
+        log.append(&mut b, Some(0), None).unwrap();
+    }
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    let total: u64 = sizes.iter().sum();
+    drop(log);
+    let log = Log::open(d.path(), small_config()).unwrap();
+
+    // Everything: every batch, in log order.
+    let mut seen = Vec::new();
+    let all = log
+        .scan_tail(u64::MAX, |h| {
+            seen.push((h.base_offset, h.producer_id, h.base_sequence))
+        })
+        .unwrap();
+    assert_eq!(all.batches, 200);
+    assert_eq!(all.bytes, total);
+    assert_eq!(all.from_offset, 0);
+    let want: Vec<_> = (0..200i32)
+        .map(|i| (i64::from(i) * 2, i64::from(i % 3), i / 3 * 2))
+        .collect();
+    assert_eq!(seen, want);
+
+    // A budget spanning a segment boundary: at least the budget, at most the
+    // budget plus an index interval and a batch, and exactly the newest batches.
+    for budget in [1u64, 300, 5_000, 20_000, 40_000] {
+        let mut seen = Vec::new();
+        let scan = log.scan_tail(budget, |h| seen.push(h.base_offset)).unwrap();
+        let n = seen.len();
+        assert!(n > 0, "budget {budget}: nothing scanned");
+        assert_eq!(scan.batches as usize, n);
+        assert!(scan.bytes >= budget.min(total), "budget {budget}: {scan:?}");
+        assert!(
+            scan.bytes <= budget + 256 + 400,
+            "budget {budget}: {scan:?}"
+        );
+        let newest: Vec<i64> = (200 - n as i64..200).map(|i| i * 2).collect();
+        assert_eq!(seen, newest, "budget {budget}");
+        assert_eq!(scan.from_offset, newest[0]);
+    }
+}
+
+#[test]
+fn scan_tail_skips_below_log_start_and_handles_an_empty_log() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = Log::open(d.path(), small_config()).unwrap();
+    let scan = log.scan_tail(u64::MAX, |_| panic!("empty log")).unwrap();
+    assert_eq!((scan.batches, scan.bytes, scan.from_offset), (0, 0, 0));
+    for i in 0..10 {
+        log.append(&mut producer_batch(5, i * 2, 2, 10), None, None)
+            .unwrap();
+    }
+    log.delete_records_before(7).unwrap();
+    let mut seen = Vec::new();
+    log.scan_tail(u64::MAX, |h| seen.push(h.base_offset))
+        .unwrap();
+    // The batch 6..=7 still holds the log start offset.
+    assert_eq!(seen, vec![6, 8, 10, 12, 14, 16, 18]);
+}

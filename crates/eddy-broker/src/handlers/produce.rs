@@ -20,7 +20,7 @@ use eddy_protocol::records::{
 };
 
 use crate::broker::{now_ms, Broker};
-use crate::partition::{Partition, PartitionSettings, ProducerState, SequenceCheck};
+use crate::partition::{last_sequence, Partition, PartitionSettings, ProducerState, SequenceCheck};
 use crate::router::RequestContext;
 
 fn partition_error(
@@ -185,12 +185,6 @@ fn check_keys(
         shown.join(", ")
     );
     Err((Refusal(ErrorCode::InvalidRecord, msg), errors))
-}
-
-fn last_sequence(h: &BatchHeader) -> i32 {
-    // Sequences wrap at i32::MAX back to 0 (Kafka's DefaultRecordBatch.incrementSequence).
-    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1))
-        as i32
 }
 
 /// Applies the idempotent-producer rules to the batches of one partition request.
