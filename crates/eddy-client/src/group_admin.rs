@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Buf;
 use eddy_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -294,29 +293,15 @@ pub(crate) async fn commit_offsets_as(
     Ok(())
 }
 
-/// Decodes a classic consumer-protocol assignment (version, topics, user data).
-fn decode_classic_assignment(mut b: &[u8]) -> Option<Vec<(String, i32)>> {
-    fn need(b: &[u8], n: usize) -> Option<()> {
-        (b.remaining() >= n).then_some(())
+/// The partitions of a classic consumer-protocol assignment; `None` if it is
+/// empty or malformed.
+fn decode_classic_assignment(b: &[u8]) -> Option<Vec<(String, i32)>> {
+    if b.is_empty() {
+        return None;
     }
-    need(b, 6)?;
-    let _version = b.get_i16();
-    let n = b.get_i32();
-    let mut out = Vec::new();
-    for _ in 0..n.max(0) {
-        need(b, 2)?;
-        let len = usize::try_from(b.get_i16()).ok()?;
-        need(b, len)?;
-        let topic = String::from_utf8(b[..len].to_vec()).ok()?;
-        b.advance(len);
-        need(b, 4)?;
-        let m = b.get_i32();
-        for _ in 0..m.max(0) {
-            need(b, 4)?;
-            out.push((topic.clone(), b.get_i32()));
-        }
-    }
-    Some(out)
+    crate::assignor::decode_assignment(&bytes::Bytes::copy_from_slice(b))
+        .ok()
+        .map(|a| a.partitions)
 }
 
 impl AdminClient {

@@ -24,9 +24,10 @@
 //! fn commit_identity(&self) -> Option<CommitIdentity>
 //!     // None while the member has no generation/epoch (commits then fail
 //!     // with a clear error, or are skipped by auto-commit)
-//! fn commit_failed(&mut self, code: ErrorCode)
-//!     // an OffsetCommit answered UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION /
-//!     // REBALANCE_IN_PROGRESS / FENCED_*: the member rejoins as it should
+//! fn commit_failed_with(&mut self, identity: &CommitIdentity, code: ErrorCode)
+//!     // an OffsetCommit made as `identity` answered UNKNOWN_MEMBER_ID /
+//!     // ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS / FENCED_*: the member
+//!     // rejoins as it should (failures of an older generation are ignored)
 //! async fn leave(&mut self) -> Result<(), ClientError>
 //!     // LeaveGroup (classic) or epoch -1 heartbeat (KIP-848)
 //! ```

@@ -21,7 +21,7 @@ use eddy_protocol::{ErrorCode, Uuid};
 use tokio::sync::mpsc;
 
 use super::{ConsumerRecord, StartOffset};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, TopicInfo};
 use crate::config::{ConsumerConfig, IsolationLevel};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaError};
@@ -199,6 +199,11 @@ impl Fetcher {
         }
     }
 
+    /// Whether some partition has no position yet.
+    pub fn has_unresolved(&self) -> bool {
+        self.parts.values().any(|s| s.position.is_none())
+    }
+
     /// Partitions without a position, with how to find it.
     pub fn unresolved(&self) -> Vec<(TopicPartition, StartOffset)> {
         self.parts
@@ -274,6 +279,7 @@ impl Fetcher {
         let mut by_leader: BTreeMap<i32, Vec<FetchJob>> = BTreeMap::new();
         let mut topic_ids: HashMap<String, Uuid> = HashMap::new();
         let mut unknown_leader = Vec::new();
+        let mut current: Option<(&str, Arc<TopicInfo>)> = None;
         for (tp, s) in &self.parts {
             if s.paused
                 || s.position.is_none()
@@ -282,16 +288,23 @@ impl Fetcher {
             {
                 continue;
             }
-            let info = match self.cluster.topic(&tp.0, false).await {
-                Ok(info) => info,
-                Err(e) if e.is_retriable() => {
-                    tracing::debug!(topic = %tp.0, error = %e, "metadata not ready");
-                    unknown_leader.push(tp.clone());
-                    continue;
-                }
-                Err(e) => return Err(e),
+            // Partitions are sorted by topic: one metadata lookup per topic.
+            let info = match &current {
+                Some((name, info)) if *name == tp.0.as_str() => info.clone(),
+                _ => match self.cluster.topic(&tp.0, false).await {
+                    Ok(info) => {
+                        topic_ids.insert(tp.0.clone(), info.topic_id);
+                        current = Some((tp.0.as_str(), info.clone()));
+                        info
+                    }
+                    Err(e) if e.is_retriable() => {
+                        tracing::debug!(topic = %tp.0, error = %e, "metadata not ready");
+                        unknown_leader.push(tp.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
-            topic_ids.insert(tp.0.clone(), info.topic_id);
             let leader = info.partition(tp.1).and_then(|p| p.leader);
             match leader {
                 Some(l) if !self.in_flight.contains(&l) => {

@@ -497,10 +497,10 @@ impl Consumer {
     }
 
     async fn try_resolve_positions(&mut self) -> Result<(), ClientError> {
-        let todo = self.fetcher.unresolved();
-        if todo.is_empty() {
+        if !self.fetcher.has_unresolved() {
             return Ok(());
         }
+        let todo = self.fetcher.unresolved();
         let reset = match self.config.auto_offset_reset {
             AutoOffsetReset::Earliest => Some(StartOffset::Earliest),
             AutoOffsetReset::Latest => Some(StartOffset::Latest),
@@ -625,7 +625,7 @@ impl Consumer {
             if let Some(r) = self.fetcher.next_retry() {
                 until = until.min(r);
             }
-            if !self.fetcher.unresolved().is_empty() {
+            if self.fetcher.has_unresolved() {
                 until = until.min(now + self.config.common.retry_backoff);
             }
             let sleep = tokio::time::sleep_until(until.into());
